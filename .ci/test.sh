@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole suite, as `go tool task test` runs it: find or start Redis, then vet and race tests.
+# Tests that need Redis fail (not skip) here, because EVENTGATE_TEST_REQUIRE_REDIS=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+set -a
+eval "$(bash .ci/redis.sh)"
+set +a
+trap '[ -z "${EVENTGATE_TEST_REDIS_PIDFILE:-}" ] || bash .ci/redis.sh stop "$EVENTGATE_TEST_REDIS_PIDFILE"' EXIT
+export EVENTGATE_TEST_REQUIRE_REDIS=1
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+go test -race -count=1 -timeout 20m ./...

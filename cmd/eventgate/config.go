@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is the process configuration, from EVENTGATE_* variables overridden by flags.
+type config struct {
+	Addr             string
+	RedisURL         string
+	StreamKey        string
+	Retention        int
+	Heartbeat        time.Duration
+	Retry            time.Duration
+	WriteTimeout     time.Duration
+	ShutdownGrace    time.Duration
+	MaxEventBytes    int
+	MaxBodyBytes     int
+	SubscriberBuffer int
+	TrustedProxies   []string
+	LogFormat        string
+	LogLevel         string
+}
+
+// setting is one configuration variable: its environment name, default, and parser.
+type setting struct {
+	env, def, usage string
+	set             func(string) error
+}
+
+func (c *config) settings() []setting {
+	return []setting{
+		{"EVENTGATE_ADDR", ":8080", "listen address", str(&c.Addr)},
+		{"EVENTGATE_REDIS_URL", "", "redis:// or rediss:// URL; empty = in-process store (not durable)", redisURL(&c.RedisURL)},
+		{"EVENTGATE_STREAM_KEY", "eventgate:events", "Redis Stream key of the log", nonEmpty(&c.StreamKey)},
+		{"EVENTGATE_RETENTION", "100000", "events kept in the log", intRange(&c.Retention, 1, 1<<31-1)},
+		{"EVENTGATE_HEARTBEAT", "15s", "SSE heartbeat / WebSocket ping interval (1s or more)", duration(&c.Heartbeat, time.Second)},
+		{"EVENTGATE_RETRY", "2s", "reconnect delay suggested to SSE clients", duration(&c.Retry, 100*time.Millisecond)},
+		{"EVENTGATE_WRITE_TIMEOUT", "10s", "a client that accepts no write for this long is disconnected", duration(&c.WriteTimeout, 100*time.Millisecond)},
+		{"EVENTGATE_SHUTDOWN_GRACE", "10s", "time to drain connections on SIGTERM", duration(&c.ShutdownGrace, 0)},
+		{"EVENTGATE_MAX_EVENT_BYTES", "65536", "largest accepted event", intRange(&c.MaxEventBytes, 256, 16<<20)},
+		{"EVENTGATE_MAX_BODY_BYTES", "8388608", "largest accepted publish body", intRange(&c.MaxBodyBytes, 256, 1<<30)},
+		{"EVENTGATE_SUBSCRIBER_BUFFER", "64", "live events buffered per subscriber before it reads from the log", intRange(&c.SubscriberBuffer, 1, 65536)},
+		{"EVENTGATE_TRUSTED_PROXIES", "", "comma-separated CIDRs whose X-Forwarded-For is trusted", cidrs(&c.TrustedProxies)},
+		{"EVENTGATE_LOG_FORMAT", "auto", "json, text, or auto (text on a terminal)", oneOf(&c.LogFormat, "auto", "json", "text")},
+		{"EVENTGATE_LOG_LEVEL", "info", "debug, info, warn or error", oneOf(&c.LogLevel, "debug", "info", "warn", "error")},
+	}
+}
+
+// flagName turns EVENTGATE_MAX_EVENT_BYTES into max-event-bytes.
+func flagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "EVENTGATE_")), "_", "-")
+}
+
+// loadConfig applies defaults, then the environment, then flags. The error names the variable.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("eventgate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, s := range c.settings() {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		if err := s.set(v); err != nil {
+			return c, fmt.Errorf("%s=%q: %w", s.env, v, err)
+		}
+		fs.Func(flagName(s.env), s.usage+" ($"+s.env+", default "+strconv.Quote(s.def)+")", func(v string) error {
+			if err := s.set(v); err != nil {
+				return fmt.Errorf("%s: %w", s.env, err)
+			}
+			return nil
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, nil
+}
+
+func str(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+
+func nonEmpty(p *string) func(string) error {
+	return func(v string) error {
+		if v == "" {
+			return errors.New("must not be empty")
+		}
+		*p = v
+		return nil
+	}
+}
+
+func redisURL(p *string) func(string) error {
+	return func(v string) error {
+		if v != "" && !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
+			return errors.New("must start with redis:// or rediss://")
+		}
+		*p = v
+		return nil
+	}
+}
+
+func intRange(p *int, lo, hi int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be an integer from %d to %d", lo, hi)
+		}
+		*p = n
+		return nil
+	}
+}
+
+func duration(p *time.Duration, least time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < least {
+			return fmt.Errorf("must be a duration such as 15s, at least %s", least)
+		}
+		*p = d
+		return nil
+	}
+}
+
+func cidrs(p *[]string) func(string) error {
+	return func(v string) error {
+		var out []string
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			if _, err := netip.ParsePrefix(part); err != nil {
+				if _, err := netip.ParseAddr(part); err != nil {
+					return fmt.Errorf("%q is not a CIDR or IP address", part)
+				}
+			}
+			out = append(out, part)
+		}
+		*p = out
+		return nil
+	}
+}
+
+func oneOf(p *string, allowed ...string) func(string) error {
+	return func(v string) error {
+		for _, a := range allowed {
+			if v == a {
+				*p = v
+				return nil
+			}
+		}
+		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+}

@@ -1,0 +1,170 @@
+// Command eventgate is an SSE-first event gateway: producers publish typed events, eventgate
+// appends them to a capped log (Redis Streams or an in-process ring) and fans them out to
+// subscribers over Server-Sent Events.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eventgate/eventgate/handlers"
+	"github.com/eventgate/eventgate/store"
+	"github.com/eventgate/eventgate/streams"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run starts the server and blocks until it has shut down; it returns the exit code.
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := loadConfig(args, getenv, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "eventgate: invalid configuration: %v\n", err)
+		return 2
+	}
+	logger := newLogger(cfg, stderr)
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	backend, closeBackend, err := openStore(cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_REDIS_URL: %v\n", err)
+		return 2
+	}
+	defer closeBackend()
+
+	hub := streams.NewHub(backend.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Logger: logger})
+	srv, err := handlers.New(handlers.Config{
+		Heartbeat:      cfg.Heartbeat,
+		Retry:          cfg.Retry,
+		WriteTimeout:   cfg.WriteTimeout,
+		MaxEventBytes:  cfg.MaxEventBytes,
+		MaxBodyBytes:   int64(cfg.MaxBodyBytes),
+		TrustedProxies: cfg.TrustedProxies,
+	}, handlers.Deps{Hub: hub, Log: backend.log, Receipts: backend.receipts, Store: backend.log, Logger: logger})
+	if err != nil {
+		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_TRUSTED_PROXIES: %v\n", err)
+		return 2
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "eventgate: EVENTGATE_ADDR: %v\n", err)
+		return 1
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		// No WriteTimeout: it is a deadline for the whole response and would kill streams.
+		// Streams set a deadline per write instead.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	hubDone := make(chan struct{})
+	go func() { defer close(hubDone); _ = hub.Run(hubCtx) }()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	logger.Info("eventgate listening", "addr", ln.Addr().String(), "store", backend.name, "durable", backend.durable)
+	if !backend.durable {
+		logger.Warn("no EVENTGATE_REDIS_URL: using the in-process store; events are lost on restart")
+	}
+
+	select {
+	case err := <-serveErr:
+		logger.Error("server failed", "err", err)
+		stopHub()
+		<-hubDone
+		return 1
+	case <-ctx.Done():
+	}
+	stop() // a second signal now ends the process at once (Go's default behaviour)
+	logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	srv.Drain()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	code := 0
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("grace period over; closing remaining connections", "err", err)
+		_ = httpSrv.Close()
+	}
+	stopHub()
+	<-hubDone
+	logger.Info("stopped")
+	return code
+}
+
+// backend is the configured log with its companions.
+type backend struct {
+	name    string
+	durable bool
+	log     interface {
+		streams.Log
+		handlers.Pinger
+	}
+	receipts streams.Receipts
+}
+
+// openStore builds the Redis store when EVENTGATE_REDIS_URL is set, else the in-process ring.
+// A Redis that is down at start-up is not fatal: /readyz says 503 and the reader retries.
+func openStore(cfg config, logger *slog.Logger) (backend, func(), error) {
+	if cfg.RedisURL == "" {
+		return backend{name: "memory", log: store.NewMemory(cfg.Retention), receipts: store.NewMemoryReceipts()}, func() {}, nil
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return backend{}, nil, err
+	}
+	client := redis.NewClient(opts)
+	// The reader's blocking XREAD gets a client of its own so it never holds a pooled connection
+	// that publishers need.
+	tailOpts := *opts
+	tailOpts.PoolSize = 2
+	tailOpts.ReadTimeout = 10 * time.Second
+	tail := redis.NewClient(&tailOpts)
+	log := store.NewRedis(client, tail, cfg.StreamKey, int64(cfg.Retention), store.RedisOptions{Logger: logger})
+	closeAll := func() { _ = client.Close(); _ = tail.Close() }
+	return backend{name: "redis", durable: true, log: log, receipts: store.NewRedisReceipts(client, cfg.StreamKey+":")}, closeAll, nil
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.LogFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isTerminal(f) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,77 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/eventgate/eventgate/streams"
+)
+
+// Errors the handlers raise themselves; domain errors come from streams.
+var (
+	errTooLarge         = errors.New("payload too large")
+	errBadRequest       = errors.New("bad request")
+	errIdempotencyInUse = errors.New("idempotency key in use")
+	errNotFound         = errors.New("not found")
+	errMethod           = errors.New("method not allowed")
+	errDraining         = errors.New("draining")
+)
+
+// errorTable maps error kinds (matched with errors.Is, first match wins) to the HTTP status and
+// the SPEC §6 error code. It is the one place where that mapping lives.
+var errorTable = []struct {
+	err    error
+	status int
+	code   string
+	// expose: the error's text is safe and useful for the client (client errors); otherwise a
+	// fixed message is sent and the detail only logged.
+	expose  bool
+	message string
+}{
+	{streams.ErrInvalidEvent, http.StatusBadRequest, "invalid_event", true, ""},
+	{streams.ErrInvalidPosition, http.StatusBadRequest, "invalid_position", true, ""},
+	{streams.ErrInvalidFilter, http.StatusBadRequest, "invalid_filter", true, ""},
+	{errBadRequest, http.StatusBadRequest, "bad_request", true, ""},
+	{errNotFound, http.StatusNotFound, "not_found", true, ""},
+	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed", true, ""},
+	{errIdempotencyInUse, http.StatusConflict, "idempotency_key_in_use", true, ""},
+	{errTooLarge, http.StatusRequestEntityTooLarge, "payload_too_large", true, ""},
+	{errDraining, http.StatusServiceUnavailable, "draining", false, "The server is shutting down; retry on another instance."},
+	{streams.ErrUnavailable, http.StatusServiceUnavailable, "store_unavailable", false, "The event store is unavailable; retry later."},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout", false, "The event store did not answer in time; retry later."},
+}
+
+// errorBody is the SPEC §6 error shape.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// fail writes err as a JSON error response and aborts the chain. Unknown errors are 500s whose
+// detail is logged, never sent.
+func (s *Server) fail(c *gin.Context, err error) {
+	status, code, msg := http.StatusInternalServerError, "internal", "Internal server error."
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			status, code, msg = row.status, row.code, row.message
+			if row.expose {
+				msg = err.Error()
+			}
+			break
+		}
+	}
+	if status >= 500 {
+		s.log.Error("request failed", "route", c.FullPath(), "status", status, "err", err)
+		if status == http.StatusServiceUnavailable {
+			c.Header("Retry-After", "1")
+		}
+	}
+	c.AbortWithStatusJSON(status, errorBody{errorDetail{Code: code, Message: msg}})
+}

@@ -1,0 +1,96 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/eventgate/eventgate/streams"
+)
+
+type publishResponse struct {
+	IDs []string `json:"ids"`
+}
+
+// publish serves POST /api/v1/events (SPEC §4): one event or a batch, validated whole before
+// anything is appended, appended atomically, with an optional Idempotency-Key.
+func (s *Server) publish(c *gin.Context) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.fail(c, fmt.Errorf("%w: the request body is over %d bytes", errTooLarge, s.cfg.MaxBodyBytes))
+			return
+		}
+		s.fail(c, fmt.Errorf("%w: reading the body: %v", errBadRequest, err))
+		return
+	}
+	drafts, err := streams.ParseBatch(body)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	for i, d := range drafts {
+		if n := len(d.Payload()); n > s.cfg.MaxEventBytes {
+			s.fail(c, fmt.Errorf("%w: event[%d] is %d bytes, over the limit of %d", errTooLarge, i, n, s.cfg.MaxEventBytes))
+			return
+		}
+	}
+
+	key := c.GetHeader("Idempotency-Key")
+	if key != "" {
+		if !validIdempotencyKey(key) {
+			s.fail(c, fmt.Errorf("%w: Idempotency-Key must be 1 to 255 printable ASCII characters", errBadRequest))
+			return
+		}
+		prior, claimed, err := s.receipts.Claim(c, key, s.cfg.IdempotencyTTL)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if !claimed {
+			if prior == nil {
+				s.fail(c, fmt.Errorf("%w: a request with this Idempotency-Key is still in progress", errIdempotencyInUse))
+				return
+			}
+			c.Header("Idempotent-Replayed", "true")
+			c.Data(http.StatusCreated, "application/json; charset=utf-8", prior)
+			return
+		}
+	}
+
+	ids, err := s.events.Append(c, drafts)
+	if err != nil {
+		if key != "" {
+			if rerr := s.receipts.Release(c, key); rerr != nil {
+				s.log.Warn("releasing idempotency key failed", "err", rerr)
+			}
+		}
+		s.fail(c, err)
+		return
+	}
+	resp := publishResponse{IDs: make([]string, len(ids))}
+	for i, id := range ids {
+		resp.IDs[i] = id.String()
+	}
+	out, _ := json.Marshal(resp)
+	if key != "" {
+		// The events are in the log: failing to remember the key must not fail the request.
+		if err := s.receipts.Complete(c, key, out, s.cfg.IdempotencyTTL); err != nil {
+			s.log.Warn("storing idempotency receipt failed", "err", err)
+		}
+	}
+	c.Data(http.StatusCreated, "application/json; charset=utf-8", out)
+}
+
+func validIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > 255 {
+		return false
+	}
+	return !bytes.ContainsFunc([]byte(k), func(r rune) bool { return r < 0x21 || r > 0x7e })
+}

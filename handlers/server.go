@@ -1,0 +1,170 @@
+// Package handlers is eventgate's HTTP surface: routes, SSE, WebSocket and middleware. It drains
+// subscriptions of the streams.Hub and never talks to a store backend directly.
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/eventgate/eventgate/streams"
+)
+
+// Config holds the HTTP layer's settings. Zero values select the SPEC defaults.
+type Config struct {
+	// Heartbeat is the interval of SSE comment lines (default 15s).
+	Heartbeat time.Duration
+	// Retry is the reconnect delay sent in the stream's first retry: line (default 2s).
+	Retry time.Duration
+	// WriteTimeout bounds each write to a client; a client that accepts nothing for this long is
+	// disconnected (default 10s). It is per write, never per response, so streams live on.
+	WriteTimeout time.Duration
+	// MaxEventBytes caps one event's size (default 65536).
+	MaxEventBytes int
+	// MaxBodyBytes caps a publish request body (default 8 MiB).
+	MaxBodyBytes int64
+	// IdempotencyTTL is how long an Idempotency-Key is remembered (default 24h).
+	IdempotencyTTL time.Duration
+	// TrustedProxies are CIDRs whose X-Forwarded-For / X-Real-IP are believed (default none).
+	TrustedProxies []string
+}
+
+func (c *Config) defaults() {
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 15 * time.Second
+	}
+	if c.Retry <= 0 {
+		c.Retry = 2 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxEventBytes <= 0 {
+		c.MaxEventBytes = 65536
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 8 << 20
+	}
+	if c.IdempotencyTTL <= 0 {
+		c.IdempotencyTTL = 24 * time.Hour
+	}
+}
+
+// Pinger is a store that can say whether it answers (for /readyz).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are the collaborators a Server drains and calls. All are required.
+type Deps struct {
+	Hub      *streams.Hub
+	Log      streams.Log
+	Receipts streams.Receipts
+	Store    Pinger
+	Logger   *slog.Logger
+}
+
+// Server serves eventgate's HTTP API. Its methods are safe for concurrent use.
+type Server struct {
+	cfg      Config
+	hub      *streams.Hub
+	log      *slog.Logger
+	events   streams.Log
+	receipts streams.Receipts
+	store    Pinger
+	engine   *gin.Engine
+
+	drainOnce sync.Once
+	draining  chan struct{} // closed when the server starts draining
+}
+
+// New builds the server and its routes.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg.defaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	s := &Server{
+		cfg: cfg, hub: deps.Hub, log: deps.Logger, events: deps.Log, receipts: deps.Receipts,
+		store: deps.Store, draining: make(chan struct{}),
+	}
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	// gin trusts every proxy by default, letting clients pick their IP with X-Forwarded-For.
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	e.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
+	e.HandleMethodNotAllowed = true
+	e.Use(s.recover)
+	e.NoRoute(func(c *gin.Context) {
+		s.fail(c, fmt.Errorf("%w: no route %s %s", errNotFound, c.Request.Method, c.Request.URL.Path))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		s.fail(c, fmt.Errorf("%w: %s is not allowed on %s", errMethod, c.Request.Method, c.Request.URL.Path))
+	})
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	api := e.Group("/api/v1")
+	api.GET("/stream", s.stream)
+	api.POST("/events", s.publish)
+	api.GET("/events", s.history)
+	s.engine = e
+	return s, nil
+}
+
+// Handler returns the HTTP handler serving every route.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Drain starts the graceful shutdown: /readyz turns 503, open streams get a shutdown event and
+// end, new stream requests get 200 + retry: + shutdown. Idempotent.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
+func (s *Server) isDraining() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// recover turns a panic into a logged 500 in the SPEC error shape.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.log.Error("panic in handler", "route", c.FullPath(), "panic", fmt.Sprint(r))
+			if !c.Writer.Written() {
+				s.fail(c, fmt.Errorf("panic: %v", r))
+			}
+		}
+	}()
+	c.Next()
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	if s.isDraining() {
+		s.fail(c, errDraining)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.fail(c, fmt.Errorf("%w: %v", streams.ErrUnavailable, err))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}

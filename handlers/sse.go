@@ -1,0 +1,178 @@
+package handlers
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/eventgate/eventgate/streams"
+)
+
+// sseHeaders are sent on every stream response (SPEC §2). X-Accel-Buffering stops nginx from
+// buffering the stream.
+func sseHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+}
+
+// appendFrame appends one SSE frame for e to b. The envelope JSON never contains a raw newline
+// (JSON escapes them), so it fits on one data: line. No allocation beyond b's growth.
+func appendFrame(b []byte, e *streams.Event) []byte {
+	b = append(b, "id: "...)
+	b = e.ID.AppendTo(b)
+	b = append(b, "\nevent: "...)
+	b = append(b, e.Type...)
+	b = append(b, "\ndata: "...)
+	b = append(b, e.JSON...)
+	return append(b, '\n', '\n')
+}
+
+func appendRetry(b []byte, d time.Duration) []byte {
+	b = append(b, "retry: "...)
+	b = strconv.AppendInt(b, d.Milliseconds(), 10)
+	return append(b, '\n', '\n')
+}
+
+// shutdownFrame tells the client the server is restarting, then a jittered retry so clients do
+// not reconnect as one wave.
+func (s *Server) appendShutdown(b []byte) []byte {
+	b = append(b, "event: shutdown\ndata: {\"type\":\"shutdown\"}\n\n"...)
+	jitter := s.cfg.Retry + rand.N(s.cfg.Retry+time.Millisecond)
+	return appendRetry(b, jitter)
+}
+
+// resumeStart reads the resume position: Last-Event-ID header first, then since, then
+// last_event_id. Absent means live.
+func resumeStart(c *gin.Context) (streams.Start, error) {
+	v := c.GetHeader("Last-Event-ID")
+	if v == "" {
+		v = c.Query("since")
+	}
+	if v == "" {
+		v = c.Query("last_event_id")
+	}
+	return streams.ParseStart(v)
+}
+
+func connID() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// stream serves GET /api/v1/stream (SPEC §2): one select loop over the request context, the
+// drain signal, the heartbeat and the subscription.
+func (s *Server) stream(c *gin.Context) {
+	start, err := resumeStart(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	filter, err := streams.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	w := c.Writer
+	rc := http.NewResponseController(w)
+	if s.isDraining() {
+		// EventSource gives up for good on a non-200: answer 200 and ask it to come back later.
+		sseHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(s.appendShutdown(appendRetry(nil, s.cfg.Retry)))
+		_ = rc.Flush()
+		return
+	}
+	ctx := c.Request.Context()
+	sub, err := s.hub.Subscribe(ctx, filter, start)
+	if err != nil {
+		return // the client went away before the reader started
+	}
+	defer sub.Close()
+
+	id, opened, sent := connID(), time.Now(), 0
+	reason := "client_closed"
+	s.log.Info("connection opened", "conn", id, "transport", "sse", "client_ip", c.ClientIP(),
+		"topics", filter.TopicStrings(), "resume", start.After.String(), "live", start.Live)
+	defer func() {
+		s.log.Info("connection closed", "conn", id, "transport", "sse", "client_ip", c.ClientIP(),
+			"duration", time.Since(opened).String(), "events_sent", sent, "reason", reason)
+	}()
+
+	sseHeaders(w.Header())
+	w.WriteHeader(http.StatusOK)
+	buf := appendRetry(make([]byte, 0, 4096), s.cfg.Retry)
+	write := func() bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if _, err := w.Write(buf); err != nil {
+			reason = "write_failed"
+			return false
+		}
+		if err := rc.Flush(); err != nil {
+			reason = "write_failed"
+			return false
+		}
+		buf = buf[:0]
+		return true
+	}
+	if !write() {
+		return
+	}
+
+	heartbeat := time.NewTicker(s.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	var retryRead <-chan time.Time // set while the store fails during catch-up
+	events := make([]*streams.Event, 0, 64)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.draining:
+			buf = s.appendShutdown(buf)
+			write()
+			reason = "shutdown"
+			return
+		case <-heartbeat.C:
+			buf = append(buf, ": ping\n\n"...)
+			if !write() {
+				return
+			}
+		case <-retryRead:
+			retryRead = nil
+			if !s.deliver(ctx, sub, &events, &buf, &sent, &retryRead) || !write() {
+				return
+			}
+		case <-sub.Ready():
+			if !s.deliver(ctx, sub, &events, &buf, &sent, &retryRead) || !write() {
+				return
+			}
+		}
+	}
+}
+
+// deliver frames what the subscription has ready into buf. A store error while catching up keeps
+// the stream open and schedules another attempt; false only when ctx ended.
+func (s *Server) deliver(ctx context.Context, sub *streams.Subscription, events *[]*streams.Event, buf *[]byte, sent *int, retry *<-chan time.Time) bool {
+	evs, err := sub.Next(ctx, (*events)[:0])
+	*events = evs
+	for _, e := range evs {
+		*buf = appendFrame(*buf, e)
+	}
+	*sent += len(evs)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return false
+		}
+		s.log.Warn("catch-up read failed; retrying", "err", err)
+		*retry = time.After(time.Second)
+	}
+	return true
+}

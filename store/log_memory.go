@@ -1,0 +1,149 @@
+// Package store implements eventgate's log backends (an in-process ring and Redis Streams) and the
+// small Redis-backed stores the handlers need. It implements interfaces declared in streams.
+package store
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/eventgate/eventgate/streams"
+)
+
+var _ streams.Log = (*Memory)(nil)
+
+// defaultMemoryPoll is how long Tail waits for new events before returning an empty page.
+const defaultMemoryPoll = 2 * time.Second
+
+// Memory is an in-process ring buffer log that keeps the newest retention events. It is not
+// durable: a restart loses everything. Safe for concurrent use; appends are serialised by a mutex,
+// which also defines the total order.
+type Memory struct {
+	mu         sync.Mutex
+	ring       []*streams.Event // capacity retention, logical index i at ring[(start+i)%len(ring)]
+	start, n   int
+	last       streams.ID
+	maxDeleted streams.ID
+	wake       chan struct{} // closed and replaced on every append, waking Tail
+	poll       time.Duration
+	now        func() time.Time
+}
+
+// NewMemory returns an empty ring that keeps at most retention events (at least 1).
+func NewMemory(retention int) *Memory {
+	if retention < 1 {
+		retention = 1
+	}
+	return &Memory{
+		ring: make([]*streams.Event, retention),
+		wake: make(chan struct{}),
+		poll: defaultMemoryPoll,
+		now:  time.Now,
+	}
+}
+
+// SetPoll sets how long Tail waits for new events before returning an empty page. Call it before
+// the log is shared.
+func (m *Memory) SetPoll(d time.Duration) { m.poll = d }
+
+// Append places drafts at the end of the ring atomically, evicting the oldest events when full.
+// IDs are <unix ms>-<seq>, strictly increasing even if the clock steps back.
+func (m *Memory) Append(ctx context.Context, drafts []streams.Draft) ([]streams.ID, error) {
+	if len(drafts) == 0 {
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ids := make([]streams.ID, len(drafts))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ms := uint64(m.now().UnixMilli())
+	for i, d := range drafts {
+		id := streams.ID{MS: ms}
+		if id.Compare(m.last) <= 0 {
+			id = m.last.Next()
+		}
+		m.last = id
+		ids[i] = id
+		m.push(streams.NewEvent(id, d))
+	}
+	close(m.wake)
+	m.wake = make(chan struct{})
+	return ids, nil
+}
+
+// push appends e, evicting the oldest event when the ring is full. Caller holds mu.
+func (m *Memory) push(e *streams.Event) {
+	if m.n == len(m.ring) {
+		m.maxDeleted = m.ring[m.start].ID
+		m.ring[m.start] = e
+		m.start = (m.start + 1) % len(m.ring)
+		return
+	}
+	m.ring[(m.start+m.n)%len(m.ring)] = e
+	m.n++
+}
+
+func (m *Memory) at(i int) *streams.Event { return m.ring[(m.start+i)%len(m.ring)] }
+
+// Read returns up to limit events after after, with the bounds at the same instant.
+func (m *Memory) Read(ctx context.Context, after streams.ID, limit int) (streams.Page, error) {
+	if err := ctx.Err(); err != nil {
+		return streams.Page{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.readLocked(after, limit), nil
+}
+
+func (m *Memory) readLocked(after streams.ID, limit int) streams.Page {
+	p := streams.Page{Next: after, Bounds: streams.Bounds{Last: m.last, MaxDeleted: m.maxDeleted}}
+	if m.n > 0 {
+		p.Bounds.First = m.at(0).ID
+	}
+	i := sort.Search(m.n, func(i int) bool { return after.Less(m.at(i).ID) })
+	if limit <= 0 || i == m.n {
+		return p
+	}
+	k := min(limit, m.n-i)
+	p.Events = make([]*streams.Event, k)
+	for j := range k {
+		p.Events[j] = m.at(i + j)
+	}
+	p.Next = p.Events[k-1].ID
+	return p
+}
+
+// Bounds returns what the ring holds now.
+func (m *Memory) Bounds(ctx context.Context) (streams.Bounds, error) {
+	p, err := m.Read(ctx, streams.ID{}, 0) // limit 0: bounds only
+	return p.Bounds, err
+}
+
+// Tail waits until there are events after after (or the poll interval passes, or ctx ends) and
+// returns up to limit of them.
+func (m *Memory) Tail(ctx context.Context, after streams.ID, limit int) (streams.Page, error) {
+	timer := time.NewTimer(m.poll)
+	defer timer.Stop()
+	for {
+		m.mu.Lock()
+		p := m.readLocked(after, limit)
+		wake := m.wake
+		m.mu.Unlock()
+		if len(p.Events) > 0 {
+			return p, nil
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return p, nil
+		case <-ctx.Done():
+			return p, ctx.Err()
+		}
+	}
+}
+
+// Ping always succeeds: the ring is in process.
+func (m *Memory) Ping(context.Context) error { return nil }

@@ -1,0 +1,295 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eventgate/eventgate/streams"
+)
+
+var _ streams.Log = (*Redis)(nil)
+
+// DefaultTailBlock is how long Tail blocks in XREAD waiting for new entries when
+// RedisOptions.Block is zero.
+const DefaultTailBlock = 2 * time.Second
+
+// entryField is the stream entry field that holds an event's payload {"type":...,"data":{...}}.
+const entryField = "event"
+
+// deadlineMargin is kept between the end of a blocking XREAD and the caller's context deadline,
+// so that the server's timeout reply arrives before the socket deadline would break the
+// connection.
+const deadlineMargin = 50 * time.Millisecond
+
+// RedisOptions are the optional settings of a Redis log. The zero value is usable.
+type RedisOptions struct {
+	// Block bounds how long one Tail call waits in XREAD (default DefaultTailBlock). It is always
+	// finite: go-redis cannot interrupt a blocking command when the context ends.
+	Block time.Duration
+	// Logger receives a warning for every invalid stream entry skipped (nil: not logged).
+	Logger *slog.Logger
+	// OnInvalid is called for every invalid stream entry skipped (a producer's direct XADD of bad
+	// JSON, an unknown type, or an entry without the "event" field). It is called from the
+	// goroutine calling Read or Tail, possibly concurrently, and once per examination: a range read
+	// twice reports its invalid entries twice. err wraps streams.ErrInvalidEvent.
+	OnInvalid func(id streams.ID, err error)
+}
+
+// Redis is a streams.Log on one Redis Stream used as a capped ring (XADD … MAXLEN ~ retention).
+// It is safe for concurrent use. It does not own its clients: the caller creates them and closes
+// them after the last call.
+//
+// Errors from the server or the network wrap streams.ErrUnavailable (and the underlying error);
+// when the caller's context ended, they wrap the context's error instead. An ErrUnavailable from
+// Append means the outcome is unknown: the transaction may or may not have been applied.
+type Redis struct {
+	client    redis.UniversalClient
+	tail      redis.UniversalClient
+	key       string
+	retention int64
+	block     time.Duration
+	logger    *slog.Logger
+	onInvalid func(streams.ID, error)
+}
+
+// NewRedis returns a log on the stream key. client serves Append, Read and Ping; tail serves the
+// blocking XREAD of Tail, so that a blocked reader never holds a connection of the main pool (nil
+// tail: client is used). Appends trim the stream to about retention entries (at least retention are
+// kept; retention ≤ 0 disables trimming). In Redis Cluster the key lives in one slot, so every
+// command here is single-slot.
+func NewRedis(client, tail redis.UniversalClient, key string, retention int64, opts RedisOptions) *Redis {
+	if tail == nil {
+		tail = client
+	}
+	block := opts.Block
+	if block <= 0 {
+		block = DefaultTailBlock
+	}
+	if block < time.Millisecond {
+		block = time.Millisecond // XREAD BLOCK 0 would wait forever
+	}
+	return &Redis{
+		client:    client,
+		tail:      tail,
+		key:       key,
+		retention: max(retention, 0),
+		block:     block,
+		logger:    opts.Logger,
+		onInvalid: opts.OnInvalid,
+	}
+}
+
+// Key returns the stream key.
+func (r *Redis) Key() string { return r.key }
+
+// Ping checks that the server answers, for readiness probes.
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return redisFail(ctx, "ping", err)
+	}
+	return nil
+}
+
+// Append adds drafts in one MULTI/EXEC transaction (all or none) and returns their IDs in input
+// order. Zero drafts is a no-op that does not contact the server.
+func (r *Redis) Append(ctx context.Context, drafts []streams.Draft) ([]streams.ID, error) {
+	if len(drafts) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.StringCmd, len(drafts))
+	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, d := range drafts {
+			cmds[i] = p.XAdd(ctx, &redis.XAddArgs{
+				Stream: r.key,
+				MaxLen: r.retention,
+				Approx: true,
+				ID:     "*",
+				Values: []any{entryField, d.Payload()},
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, redisFail(ctx, "append", err)
+	}
+	ids := make([]streams.ID, len(cmds))
+	for i, c := range cmds {
+		id, err := streams.ParseID(c.Val())
+		if err != nil {
+			return nil, fmt.Errorf("redis append: %w: unexpected XADD reply: %w", streams.ErrUnavailable, err)
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+// Read returns up to limit valid events with ID > after, with the stream's bounds, both read in
+// one MULTI/EXEC (XINFO STREAM + XRANGE) so that they are consistent. A missing key is an empty
+// log with zero bounds. Invalid entries are skipped and reported (see RedisOptions.OnInvalid);
+// Page.Next is the last entry examined, valid or not, or after when none was.
+func (r *Redis) Read(ctx context.Context, after streams.ID, limit int) (streams.Page, error) {
+	page := streams.Page{Next: after}
+	last := streams.ID{MS: ^uint64(0), Seq: ^uint64(0)}
+	readRange := limit > 0 && after != last // nothing can follow the largest ID
+	var (
+		info *redis.XInfoStreamCmd
+		rng  *redis.XMessageSliceCmd
+	)
+	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		info = p.XInfoStream(ctx, r.key)
+		if readRange {
+			start := "-"
+			if !after.IsZero() {
+				start = "(" + after.String()
+			}
+			rng = p.XRangeN(ctx, r.key, start, "+", int64(limit))
+		}
+		return nil
+	})
+	if err != nil {
+		if isNoSuchKey(info.Err()) && (rng == nil || rng.Err() == nil) {
+			return page, nil // no stream yet: empty log, zero bounds
+		}
+		return streams.Page{Next: after}, redisFail(ctx, "read", err)
+	}
+	b, err := boundsOf(info.Val())
+	if err != nil {
+		return streams.Page{Next: after}, fmt.Errorf("redis read: %w: %w", streams.ErrUnavailable, err)
+	}
+	page.Bounds = b
+	if rng == nil {
+		return page, nil
+	}
+	if err := r.decode(&page, rng.Val()); err != nil {
+		return streams.Page{Next: after}, fmt.Errorf("redis read: %w: %w", streams.ErrUnavailable, err)
+	}
+	return page, nil
+}
+
+// Bounds returns what the stream holds now (XINFO STREAM); zero Bounds when the key does not
+// exist.
+func (r *Redis) Bounds(ctx context.Context) (streams.Bounds, error) {
+	info, err := r.client.XInfoStream(ctx, r.key).Result()
+	switch {
+	case isNoSuchKey(err):
+		return streams.Bounds{}, nil
+	case err != nil:
+		return streams.Bounds{}, redisFail(ctx, "bounds", err)
+	}
+	b, err := boundsOf(info)
+	if err != nil {
+		return streams.Bounds{}, fmt.Errorf("redis bounds: %w: %w", streams.ErrUnavailable, err)
+	}
+	return b, nil
+}
+
+// Tail returns the events after after as Read does when there are any (including a page of only
+// skipped invalid entries, whose Next moves past them). Otherwise it waits in XREAD BLOCK on the
+// tail client, bounded by the configured block and by ctx's deadline, and then reads the new
+// entries with Read so that the page's Bounds are consistent with its events. A timeout returns an
+// empty page with Next == after, nil error and the bounds read before the wait (so a caller can
+// see Bounds.Last < after: the log was reset). A cancelled ctx is noticed between calls, at the
+// latest after one block.
+func (r *Redis) Tail(ctx context.Context, after streams.ID, limit int) (streams.Page, error) {
+	if err := ctx.Err(); err != nil {
+		return streams.Page{Next: after}, err
+	}
+	page, err := r.Read(ctx, after, limit)
+	if err != nil || page.Next != after || limit <= 0 {
+		return page, err
+	}
+	block := r.block
+	if dl, ok := ctx.Deadline(); ok {
+		block = min(block, time.Until(dl)-deadlineMargin)
+	}
+	if block < time.Millisecond { // BLOCK 0 would mean forever
+		return page, ctx.Err()
+	}
+	// COUNT 1: the XREAD only signals that entries exist; Read fetches them with their bounds.
+	err = r.tail.XRead(ctx, &redis.XReadArgs{
+		Streams: []string{r.key, after.String()},
+		Count:   1,
+		Block:   block,
+	}).Err()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return page, nil
+	case err != nil:
+		return streams.Page{Next: after}, redisFail(ctx, "tail", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return streams.Page{Next: after}, err
+	}
+	return r.Read(ctx, after, limit)
+}
+
+// decode appends the valid events of msgs to page and advances page.Next past every entry.
+func (r *Redis) decode(page *streams.Page, msgs []redis.XMessage) error {
+	if len(msgs) > 0 {
+		page.Events = make([]*streams.Event, 0, len(msgs))
+	}
+	for _, m := range msgs {
+		id, err := streams.ParseID(m.ID)
+		if err != nil {
+			return fmt.Errorf("unexpected entry id: %w", err)
+		}
+		page.Next = id
+		raw, ok := m.Values[entryField].(string)
+		if !ok {
+			r.invalid(id, fmt.Errorf("%w: stream entry has no %q field", streams.ErrInvalidEvent, entryField))
+			continue
+		}
+		ev, err := streams.DecodeEntry(id, []byte(raw))
+		if err != nil {
+			r.invalid(id, err)
+			continue
+		}
+		page.Events = append(page.Events, ev)
+	}
+	return nil
+}
+
+func (r *Redis) invalid(id streams.ID, err error) {
+	if r.logger != nil {
+		r.logger.Warn("skipping invalid stream entry", "stream", r.key, "id", id.String(), "error", err)
+	}
+	if r.onInvalid != nil {
+		r.onInvalid(id, err)
+	}
+}
+
+// boundsOf extracts the log bounds from XINFO STREAM. Before Redis 7 max-deleted-entry-id is
+// absent and MaxDeleted stays zero.
+func boundsOf(info *redis.XInfoStream) (streams.Bounds, error) {
+	var b streams.Bounds
+	for _, f := range []struct {
+		dst *streams.ID
+		s   string
+	}{
+		{&b.First, info.FirstEntry.ID},
+		{&b.Last, info.LastGeneratedID},
+		{&b.MaxDeleted, info.MaxDeletedEntryID},
+	} {
+		if f.s == "" {
+			continue
+		}
+		id, err := streams.ParseID(f.s)
+		if err != nil {
+			return streams.Bounds{}, fmt.Errorf("unexpected XINFO STREAM reply: %w", err)
+		}
+		*f.dst = id
+	}
+	return b, nil
+}
+
+// isNoSuchKey reports whether err is XINFO STREAM's reply for a missing key.
+func isNoSuchKey(err error) bool {
+	var rerr redis.Error
+	return err != nil && errors.As(err, &rerr) && strings.Contains(strings.ToLower(rerr.Error()), "no such key")
+}

@@ -1,0 +1,229 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eventgate/eventgate/store"
+	"github.com/eventgate/eventgate/store/redistest"
+	"github.com/eventgate/eventgate/store/storetest"
+	"github.com/eventgate/eventgate/streams"
+)
+
+// testBlock keeps Tail timeouts short in tests.
+const testBlock = 200 * time.Millisecond
+
+// newRedisLog returns a log on a fresh key of the test server, with a tail client of its own, and
+// the main client for direct commands.
+func newRedisLog(t *testing.T, retention int, opts store.RedisOptions) (*store.Redis, *redis.Client) {
+	t.Helper()
+	client, url, prefix := redistest.Client(t)
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := redis.NewClient(o)
+	t.Cleanup(func() { _ = tail.Close() })
+	if opts.Block == 0 {
+		opts.Block = testBlock
+	}
+	return store.NewRedis(client, tail, prefix+"events", int64(retention), opts), client
+}
+
+func TestRedisLog(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, retention int) streams.Log {
+		l, _ := newRedisLog(t, retention, store.RedisOptions{})
+		return l
+	})
+}
+
+// invalidCounter records OnInvalid calls; safe for concurrent use.
+type invalidCounter struct {
+	mu  sync.Mutex
+	ids []streams.ID
+}
+
+func (c *invalidCounter) add(id streams.ID, err error) {
+	if !errors.Is(err, streams.ErrInvalidEvent) {
+		panic("OnInvalid error does not wrap ErrInvalidEvent: " + err.Error())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ids = append(c.ids, id)
+}
+
+func (c *invalidCounter) take() []streams.ID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := c.ids
+	c.ids = nil
+	return ids
+}
+
+// TestRedisProducerEntries: entries a producer XADDs directly are validated when read: valid ones
+// are delivered, invalid ones skipped and reported, and Next moves past them.
+func TestRedisProducerEntries(t *testing.T) {
+	t.Parallel()
+	var bad invalidCounter
+	log, client := newRedisLog(t, 1000, store.RedisOptions{OnInvalid: bad.add})
+	ctx := t.Context()
+	entries := []struct {
+		name   string
+		values []any
+		valid  bool
+	}{
+		{"valid job", []any{"event", storetest.Job}, true},
+		{"not JSON", []any{"event", "{not json"}, false},
+		{"valid queue", []any{"event", storetest.Queue}, true},
+		{"unknown type", []any{"event", `{"type":"job.exploded","data":{"job_id":"` + storetest.JobID + `"}}`}, false},
+		{"unknown field", []any{"event", `{"type":"queue.status","data":{"pending":1,"active":2,"x":1}}`}, false},
+		{"no event field", []any{"payload", storetest.Queue}, false},
+	}
+	var ids, valid, invalid []streams.ID
+	for _, e := range entries {
+		s, err := client.XAdd(ctx, &redis.XAddArgs{Stream: log.Key(), Values: e.values}).Result()
+		if err != nil {
+			t.Fatalf("XADD %s: %v", e.name, err)
+		}
+		id, err := streams.ParseID(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		if e.valid {
+			valid = append(valid, id)
+		} else {
+			invalid = append(invalid, id)
+		}
+	}
+	last := ids[len(ids)-1]
+	tests := []struct {
+		name  string
+		call  func(context.Context, streams.ID, int) (streams.Page, error)
+		after streams.ID
+		want  []streams.ID
+		bad   []streams.ID
+	}{
+		{"Read all", log.Read, streams.ID{}, valid, invalid},
+		{"Tail all", log.Tail, streams.ID{}, valid, invalid},
+		{"Read after last valid", log.Read, valid[1], nil, invalid[1:]},
+		{"Tail after last valid", log.Tail, valid[1], nil, invalid[1:]},
+	}
+	for _, tc := range tests {
+		p, err := tc.call(ctx, tc.after, 100)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var got []streams.ID
+		for _, e := range p.Events {
+			got = append(got, e.ID)
+		}
+		if !slices.Equal(got, tc.want) || p.Next != last {
+			t.Errorf("%s: events %v, Next %s; want %v, Next %s", tc.name, got, p.Next, tc.want, last)
+		}
+		if b := bad.take(); !slices.Equal(b, tc.bad) {
+			t.Errorf("%s: OnInvalid for %v, want %v", tc.name, b, tc.bad)
+		}
+	}
+	// A page of only invalid entries still moves Next, so a reader never loops on them.
+	p, err := log.Read(ctx, valid[1], 1)
+	if err != nil || len(p.Events) != 0 || p.Next != invalid[1] {
+		t.Errorf("Read(last valid, 1) = %d events, Next %s, %v; want 0, %s", len(p.Events), p.Next, err, invalid[1])
+	}
+}
+
+// TestRedisUnavailable: with no server, every call fails fast with streams.ErrUnavailable.
+func TestRedisUnavailable(t *testing.T) {
+	t.Parallel()
+	// 127.0.0.1:1 (tcpmux) is not served on loopback here: connections are refused at once.
+	client := redis.NewClient(&redis.Options{
+		Addr:        "127.0.0.1:1",
+		DialTimeout: 200 * time.Millisecond,
+		MaxRetries:  -1,
+	})
+	t.Cleanup(func() { _ = client.Close() })
+	log := store.NewRedis(client, client, "egtest:unreachable", 10, store.RedisOptions{Block: testBlock})
+	draft := storetest.Draft(t, storetest.Job)
+	tests := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Append", func(ctx context.Context) error { _, err := log.Append(ctx, []streams.Draft{draft}); return err }},
+		{"Read", func(ctx context.Context) error { _, err := log.Read(ctx, streams.ID{}, 10); return err }},
+		{"Tail", func(ctx context.Context) error { _, err := log.Tail(ctx, streams.ID{}, 10); return err }},
+		{"Bounds", func(ctx context.Context) error { _, err := log.Bounds(ctx); return err }},
+		{"Ping", log.Ping},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := tc.call(ctx)
+			if !errors.Is(err, streams.ErrUnavailable) {
+				t.Fatalf("err = %v, want one wrapping streams.ErrUnavailable", err)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("took %v", d)
+			}
+		})
+	}
+}
+
+// TestRedisTailHonoursDeadline: a context deadline shorter than the block ends Tail in time,
+// with a clean timeout page.
+func TestRedisTailHonoursDeadline(t *testing.T) {
+	t.Parallel()
+	log, _ := newRedisLog(t, 100, store.RedisOptions{Block: 30 * time.Second})
+	ctx, cancel := context.WithTimeout(t.Context(), 400*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	p, err := log.Tail(ctx, streams.ID{}, 10)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Tail took %v with a 400ms deadline and a 30s block", d)
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Tail: %v", err)
+	}
+	if len(p.Events) != 0 || !p.Next.IsZero() {
+		t.Fatalf("Tail = %d events, Next %s", len(p.Events), p.Next)
+	}
+}
+
+// TestRedisTailBoundsAfterReset: a reader positioned after everything the log holds (the stream
+// was lost) sees it in the bounds of a Tail timeout page.
+func TestRedisTailBoundsAfterReset(t *testing.T) {
+	t.Parallel()
+	log, client := newRedisLog(t, 100, store.RedisOptions{})
+	ctx := t.Context()
+	ids, err := log.Append(ctx, storetest.Drafts(t, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Del(ctx, log.Key()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := log.Tail(ctx, ids[1], 10)
+	if err != nil || len(p.Events) != 0 || p.Next != ids[1] || p.Bounds != (streams.Bounds{}) {
+		t.Fatalf("Tail after reset = %d events, Next %s, Bounds %+v, %v", len(p.Events), p.Next, p.Bounds, err)
+	}
+	newIDs, err := log.Append(ctx, storetest.Drafts(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = log.Read(ctx, ids[1], 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Bounds.Last != newIDs[0] || p.Bounds.First != newIDs[0] {
+		t.Fatalf("Bounds after reset and append = %+v, want First = Last = %s", p.Bounds, newIDs[0])
+	}
+}

@@ -1,0 +1,120 @@
+// Package redistest gives tests a Redis client on the test server and a key prefix of their own,
+// removed after the test. It never flushes a database: tests may share a server with others.
+package redistest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+const (
+	// EnvURL names the variable holding the test server's URL.
+	EnvURL = "EVENTGATE_TEST_REDIS_URL"
+	// EnvRequire names the variable that, set to 1, turns an unreachable server into a failure
+	// instead of a skip (CI sets it).
+	EnvRequire = "EVENTGATE_TEST_REQUIRE_REDIS"
+	// DefaultURL is used when EnvURL is unset.
+	DefaultURL = "redis://127.0.0.1:6379/0"
+)
+
+// URL returns the test server's URL: $EVENTGATE_TEST_REDIS_URL, else DefaultURL.
+func URL() string {
+	if u := os.Getenv(EnvURL); u != "" {
+		return u
+	}
+	return DefaultURL
+}
+
+// Client connects to the test server and returns the client, the server's URL (for tests that
+// need a client of their own, e.g. a separate tail client) and a key prefix unique to this test
+// ("egtest:<test name>:<random>:"). If the server does not answer, the test is skipped, or fails
+// when EVENTGATE_TEST_REQUIRE_REDIS=1. At cleanup every key with the prefix is deleted (SCAN +
+// UNLINK, never FLUSHDB) and the client closed; keys are not shared between tests, so parallel
+// tests are safe. The client belongs to the test: do not use it after the test ends.
+func Client(t testing.TB) (client *redis.Client, url string, prefix string) {
+	t.Helper()
+	url = URL()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("redistest: %s=%q: %v", EnvURL, url, err)
+	}
+	opts.DialTimeout = 2 * time.Second
+	client = redis.NewClient(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		_ = client.Close()
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("redistest: Redis at %s unreachable and %s=1: %v", url, EnvRequire, err)
+		}
+		t.Skipf("redistest: Redis at %s unreachable (set %s, or %s=1 to fail): %v", url, EnvURL, EnvRequire, err)
+	}
+	prefix = "egtest:" + strings.ReplaceAll(t.Name(), " ", "_") + ":" + randomHex(6) + ":"
+	t.Cleanup(func() {
+		defer client.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := DeletePrefix(ctx, client, prefix); err != nil {
+			t.Errorf("redistest: cleaning up %q: %v", prefix, err)
+		}
+	})
+	return client, url, prefix
+}
+
+// DeletePrefix deletes every key of the client's database that starts with prefix, using SCAN
+// MATCH (glob characters in prefix are escaped) and UNLINK.
+func DeletePrefix(ctx context.Context, client redis.UniversalClient, prefix string) error {
+	if prefix == "" {
+		panic("redistest: refusing to delete every key (empty prefix)")
+	}
+	iter := client.Scan(ctx, 0, escapeGlob(prefix)+"*", 500).Iterator()
+	batch := make([]string, 0, 500)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := client.Unlink(ctx, batch...).Err()
+		batch = batch[:0]
+		return err
+	}
+	for iter.Next(ctx) {
+		if k := iter.Val(); strings.HasPrefix(k, prefix) {
+			batch = append(batch, k)
+		}
+		if len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	return flush()
+}
+
+// escapeGlob escapes the characters SCAN MATCH treats specially.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

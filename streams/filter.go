@@ -1,0 +1,134 @@
+package streams
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// ErrInvalidFilter is wrapped by errors for malformed topic patterns or unknown types. Callers map
+// it to 400.
+var ErrInvalidFilter = errors.New("invalid filter")
+
+// maxPatternLen bounds a topic pattern; topics are at most "notes/<uuid>".
+const maxPatternLen = 128
+
+// Pattern is a topic pattern: "*" (every topic), a prefix wildcard "jobs/*", or an exact topic.
+// Patterns are immutable values.
+type Pattern struct {
+	text   string
+	prefix string // for wildcards: what the topic must start with ("" for "*")
+	wild   bool
+}
+
+// ParsePattern parses a topic pattern. A '*' may only stand alone or as the last segment.
+// Allowed characters are lowercase letters, digits, '-', '_', '.', and '/' between segments.
+func ParsePattern(s string) (Pattern, error) {
+	if s == "" || len(s) > maxPatternLen {
+		return Pattern{}, fmt.Errorf("%w: topic pattern %q must be 1 to %d characters", ErrInvalidFilter, s, maxPatternLen)
+	}
+	if s == "*" {
+		return Pattern{text: s, wild: true}, nil
+	}
+	body, wild := strings.CutSuffix(s, "/*")
+	for _, seg := range strings.Split(body, "/") {
+		if seg == "" {
+			return Pattern{}, fmt.Errorf("%w: topic pattern %q has an empty segment", ErrInvalidFilter, s)
+		}
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+				return Pattern{}, fmt.Errorf("%w: topic pattern %q: only a-z 0-9 - _ . / and a final * are allowed", ErrInvalidFilter, s)
+			}
+		}
+	}
+	if wild {
+		return Pattern{text: s, prefix: body + "/", wild: true}, nil
+	}
+	return Pattern{text: s}, nil
+}
+
+// Match reports whether topic matches the pattern.
+func (p Pattern) Match(topic string) bool {
+	if p.wild {
+		return strings.HasPrefix(topic, p.prefix)
+	}
+	return topic == p.text
+}
+
+// Covers reports whether every topic matched by q is matched by p (used for topic grants).
+func (p Pattern) Covers(q Pattern) bool {
+	if !p.wild {
+		return !q.wild && q.text == p.text
+	}
+	if q.wild {
+		return strings.HasPrefix(q.prefix, p.prefix)
+	}
+	return strings.HasPrefix(q.text, p.prefix)
+}
+
+// String returns the pattern as written.
+func (p Pattern) String() string { return p.text }
+
+// Filter selects events by topic patterns and types. An empty Topics or Types list matches all.
+// Filters are immutable values once built; Match is safe for concurrent use.
+type Filter struct {
+	Topics []Pattern
+	Types  []string
+}
+
+// NewFilter parses topic patterns and checks types against the catalogue. "*" among the topics
+// makes the topic list match everything.
+func NewFilter(topics, types []string) (Filter, error) {
+	var f Filter
+	for _, t := range topics {
+		p, err := ParsePattern(t)
+		if err != nil {
+			return Filter{}, err
+		}
+		if !slices.Contains(f.Topics, p) {
+			f.Topics = append(f.Topics, p)
+		}
+	}
+	for _, t := range types {
+		if !KnownType(t) {
+			return Filter{}, fmt.Errorf("%w: unknown event type %q", ErrInvalidFilter, t)
+		}
+		if !slices.Contains(f.Types, t) {
+			f.Types = append(f.Types, t)
+		}
+	}
+	return f, nil
+}
+
+// Match reports whether e passes the filter. Control events always pass.
+func (f Filter) Match(e *Event) bool {
+	if e.Control {
+		return true
+	}
+	if len(f.Types) > 0 && !slices.Contains(f.Types, e.Type) {
+		return false
+	}
+	if len(f.Topics) == 0 {
+		return true
+	}
+	for _, p := range f.Topics {
+		if p.Match(e.Topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// TopicStrings returns the topic patterns as written ("*" when empty).
+func (f Filter) TopicStrings() []string {
+	if len(f.Topics) == 0 {
+		return []string{"*"}
+	}
+	out := make([]string, len(f.Topics))
+	for i, p := range f.Topics {
+		out[i] = p.text
+	}
+	return out
+}

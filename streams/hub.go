@@ -1,0 +1,199 @@
+package streams
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// HubOptions tune a Hub. Zero values select the defaults.
+type HubOptions struct {
+	// Buffer is the number of live events a subscription holds before it falls back to reading
+	// the log at its own pace (default 64).
+	Buffer int
+	// PageSize is how many events one log read returns, for the reader and for catch-up (default 256).
+	PageSize int
+	// Logger receives reader errors (default slog.Default()).
+	Logger *slog.Logger
+	// Observer receives counters for metrics (default: none).
+	Observer Observer
+}
+
+// Observer receives the hub's events for metrics. Implementations must be safe for concurrent use
+// and fast: the dispatch methods are called on the fan-out path.
+type Observer interface {
+	// Dispatched is called once per batch read from the log, with the batch.
+	Dispatched(events []*Event)
+	// CatchUp is called when a subscription starts reading the log because its buffer filled.
+	CatchUp()
+	// Resync is called when a subscription gets a resync control event, with the reason.
+	Resync(reason string)
+	// ReaderError is called when the log reader fails (it retries with backoff).
+	ReaderError(err error)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Dispatched([]*Event) {}
+func (nopObserver) CatchUp()            {}
+func (nopObserver) Resync(string)       {}
+func (nopObserver) ReaderError(error)   {}
+
+// Hub is the one subscription core of a process: a single reader tails the log and fans each
+// event out to every matching subscription. SSE, WebSocket and webhook delivery only drain
+// subscriptions. Hub methods are safe for concurrent use. Events reach each subscription in log
+// order; the dispatch of one batch holds the hub's lock, so registering a live subscription is
+// atomic with respect to the reader's position.
+type Hub struct {
+	log  Log
+	opts HubOptions
+
+	started chan struct{} // closed once last holds the log's end at start-up
+
+	mu   sync.Mutex
+	subs map[*Subscription]struct{}
+	last ID // position of the last dispatched batch; guarded by mu
+}
+
+// NewHub returns a hub over log. Call Run to start its reader.
+func NewHub(log Log, opts HubOptions) *Hub {
+	if opts.Buffer <= 0 {
+		opts.Buffer = 64
+	}
+	if opts.PageSize <= 0 {
+		opts.PageSize = 256
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	return &Hub{log: log, opts: opts, started: make(chan struct{}), subs: make(map[*Subscription]struct{})}
+}
+
+// Run is the process's single log reader. It finds the log's end, then tails it and dispatches
+// until ctx ends. Store errors are logged and retried with backoff from the last position, so
+// nothing is lost or repeated when the store comes back. Run returns ctx's error.
+func (h *Hub) Run(ctx context.Context) error {
+	backoff := newBackoff()
+	for {
+		b, err := h.log.Bounds(ctx)
+		if err == nil {
+			h.mu.Lock()
+			h.last = b.Last
+			h.mu.Unlock()
+			close(h.started)
+			break
+		}
+		if !h.retry(ctx, backoff, err) {
+			return ctx.Err()
+		}
+	}
+	backoff.reset()
+	for {
+		h.mu.Lock()
+		after := h.last
+		h.mu.Unlock()
+		page, err := h.log.Tail(ctx, after, h.opts.PageSize)
+		if err != nil {
+			if !h.retry(ctx, backoff, err) {
+				return ctx.Err()
+			}
+			continue
+		}
+		backoff.reset()
+		if page.Next != after {
+			h.dispatch(page.Events, page.Next)
+		}
+	}
+}
+
+// retry logs err and waits out the backoff; false when ctx ended.
+func (h *Hub) retry(ctx context.Context, b *backoff, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	h.opts.Observer.ReaderError(err)
+	d := b.next()
+	h.opts.Logger.Warn("log reader failed; retrying", "err", err, "retry_in", d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// dispatch pushes a batch to every subscription whose filter matches, without blocking: a
+// subscription whose buffer is full is marked to catch up from the log instead.
+func (h *Hub) dispatch(events []*Event, next ID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		s.offer(events)
+	}
+	h.last = next
+	h.opts.Observer.Dispatched(events)
+}
+
+// Subscribe registers a subscription with filter f starting at start. A resume position is
+// replayed from the log first and then continues live, with no gap and no duplicate at the seam.
+// Subscribe waits until the reader has started (or ctx ends). The caller owns the subscription,
+// drains it from one goroutine, and must Close it.
+func (h *Hub) Subscribe(ctx context.Context, f Filter, start Start) (*Subscription, error) {
+	select {
+	case <-h.started:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s := newSubscription(h, f, h.opts.Buffer)
+	h.mu.Lock()
+	if start.Live {
+		s.pos = h.last
+	} else {
+		s.pos = start.After
+		s.fromOldest = start.After.IsZero()
+		s.catchup = true
+		s.signal()
+	}
+	h.subs[s] = struct{}{}
+	h.mu.Unlock()
+	return s, nil
+}
+
+// Started returns a channel closed once the reader knows the log's end and subscriptions can begin.
+func (h *Hub) Started() <-chan struct{} { return h.started }
+
+// Len returns the number of open subscriptions.
+func (h *Hub) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
+
+func (h *Hub) remove(s *Subscription) {
+	h.mu.Lock()
+	delete(h.subs, s)
+	h.mu.Unlock()
+}
+
+// backoff doubles from 100ms to 5s.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) next() time.Duration {
+	switch {
+	case b.d == 0:
+		b.d = 100 * time.Millisecond
+	case b.d < 5*time.Second:
+		b.d = min(2*b.d, 5*time.Second)
+	}
+	return b.d
+}
+
+func (b *backoff) reset() { b.d = 0 }
