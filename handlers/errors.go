@@ -16,6 +16,7 @@ var (
 	errBadRequest       = errors.New("bad request")
 	errIdempotencyInUse = errors.New("idempotency key in use")
 	errNotFound         = errors.New("not found")
+	errForbidden        = errors.New("forbidden")
 	errMethod           = errors.New("method not allowed")
 	errDraining         = errors.New("draining")
 )
@@ -35,6 +36,7 @@ var errorTable = []struct {
 	{streams.ErrInvalidPosition, http.StatusBadRequest, "invalid_position", true, ""},
 	{streams.ErrInvalidFilter, http.StatusBadRequest, "invalid_filter", true, ""},
 	{errBadRequest, http.StatusBadRequest, "bad_request", true, ""},
+	{errForbidden, http.StatusForbidden, "forbidden", true, ""},
 	{errNotFound, http.StatusNotFound, "not_found", true, ""},
 	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed", true, ""},
 	{errIdempotencyInUse, http.StatusConflict, "idempotency_key_in_use", true, ""},
@@ -42,6 +44,16 @@ var errorTable = []struct {
 	{errDraining, http.StatusServiceUnavailable, "draining", false, "The server is shutting down; retry on another instance."},
 	{streams.ErrUnavailable, http.StatusServiceUnavailable, "store_unavailable", false, "The event store is unavailable; retry later."},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout", false, "The event store did not answer in time; retry later."},
+}
+
+// codeOf returns the SPEC error code for err (for WebSocket error frames).
+func codeOf(err error) string {
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			return row.code
+		}
+	}
+	return "internal"
 }
 
 // errorBody is the SPEC §6 error shape.

@@ -30,6 +30,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (default 24h).
 	IdempotencyTTL time.Duration
+	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed on the WebSocket route
+	// besides the server's own host; "*" allows any (default: same host only).
+	AllowedOrigins []string
 	// TrustedProxies are CIDRs whose X-Forwarded-For / X-Real-IP are believed (default none).
 	TrustedProxies []string
 }
@@ -113,6 +116,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.GET("/readyz", s.readyz)
 	api := e.Group("/api/v1")
 	api.GET("/stream", s.stream)
+	api.GET("/ws", s.websocket)
 	api.POST("/events", s.publish)
 	api.GET("/events", s.history)
 	s.engine = e

@@ -2,8 +2,6 @@ package handlers
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -62,12 +60,6 @@ func resumeStart(c *gin.Context) (streams.Start, error) {
 	return streams.ParseStart(v)
 }
 
-func connID() string {
-	var b [8]byte
-	_, _ = crand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // stream serves GET /api/v1/stream (SPEC §2): one select loop over the request context, the
 // drain signal, the heartbeat and the subscription.
 func (s *Server) stream(c *gin.Context) {
@@ -98,14 +90,9 @@ func (s *Server) stream(c *gin.Context) {
 	}
 	defer sub.Close()
 
-	id, opened, sent := connID(), time.Now(), 0
+	info := s.openConn(c, "sse", filter, start)
 	reason := "client_closed"
-	s.log.Info("connection opened", "conn", id, "transport", "sse", "client_ip", c.ClientIP(),
-		"topics", filter.TopicStrings(), "resume", start.After.String(), "live", start.Live)
-	defer func() {
-		s.log.Info("connection closed", "conn", id, "transport", "sse", "client_ip", c.ClientIP(),
-			"duration", time.Since(opened).String(), "events_sent", sent, "reason", reason)
-	}()
+	defer func() { info.close(reason) }()
 
 	sseHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
@@ -147,11 +134,11 @@ func (s *Server) stream(c *gin.Context) {
 			}
 		case <-retryRead:
 			retryRead = nil
-			if !s.deliver(ctx, sub, &events, &buf, &sent, &retryRead) || !write() {
+			if !s.deliver(ctx, sub, &events, &buf, &info.sent, &retryRead) || !write() {
 				return
 			}
 		case <-sub.Ready():
-			if !s.deliver(ctx, sub, &events, &buf, &sent, &retryRead) || !write() {
+			if !s.deliver(ctx, sub, &events, &buf, &info.sent, &retryRead) || !write() {
 				return
 			}
 		}

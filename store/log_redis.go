@@ -189,19 +189,17 @@ func (r *Redis) Bounds(ctx context.Context) (streams.Bounds, error) {
 	return b, nil
 }
 
-// Tail returns the events after after as Read does when there are any (including a page of only
-// skipped invalid entries, whose Next moves past them). Otherwise it waits in XREAD BLOCK on the
-// tail client, bounded by the configured block and by ctx's deadline, and then reads the new
-// entries with Read so that the page's Bounds are consistent with its events. A timeout returns an
-// empty page with Next == after, nil error and the bounds read before the wait (so a caller can
-// see Bounds.Last < after: the log was reset). A cancelled ctx is noticed between calls, at the
-// latest after one block.
+// Tail waits in XREAD COUNT limit BLOCK on the tail client for entries after after and returns
+// them. The wait is bounded by the configured block and by ctx's deadline (less a margin, so the
+// server's timeout reply arrives before the socket deadline); a timeout returns an empty page with
+// Next == after and nil error. A cancelled ctx is noticed between calls, at the latest after one
+// block. Invalid entries are skipped and reported as in Read, and Next moves past them.
+//
+// Tail pages carry zero Bounds: XREAD cannot be combined atomically with XINFO, and the hub's
+// reader does not need them (subscriptions replay with Read, which has consistent bounds).
 func (r *Redis) Tail(ctx context.Context, after streams.ID, limit int) (streams.Page, error) {
+	page := streams.Page{Next: after}
 	if err := ctx.Err(); err != nil {
-		return streams.Page{Next: after}, err
-	}
-	page, err := r.Read(ctx, after, limit)
-	if err != nil || page.Next != after || limit <= 0 {
 		return page, err
 	}
 	block := r.block
@@ -211,22 +209,29 @@ func (r *Redis) Tail(ctx context.Context, after streams.ID, limit int) (streams.
 	if block < time.Millisecond { // BLOCK 0 would mean forever
 		return page, ctx.Err()
 	}
-	// COUNT 1: the XREAD only signals that entries exist; Read fetches them with their bounds.
-	err = r.tail.XRead(ctx, &redis.XReadArgs{
+	if limit <= 0 {
+		limit = 1
+	}
+	res, err := r.tail.XRead(ctx, &redis.XReadArgs{
 		Streams: []string{r.key, after.String()},
-		Count:   1,
+		Count:   int64(limit),
 		Block:   block,
-	}).Err()
+	}).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return page, nil
 	case err != nil:
-		return streams.Page{Next: after}, redisFail(ctx, "tail", err)
+		return page, redisFail(ctx, "tail", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return streams.Page{Next: after}, err
+	for _, st := range res {
+		if st.Stream != r.key {
+			continue
+		}
+		if err := r.decode(&page, st.Messages); err != nil {
+			return streams.Page{Next: after}, fmt.Errorf("redis tail: %w: %w", streams.ErrUnavailable, err)
+		}
 	}
-	return r.Read(ctx, after, limit)
+	return page, nil
 }
 
 // decode appends the valid events of msgs to page and advances page.Next past every entry.
@@ -264,8 +269,17 @@ func (r *Redis) invalid(id streams.ID, err error) {
 	}
 }
 
-// boundsOf extracts the log bounds from XINFO STREAM. Before Redis 7 max-deleted-entry-id is
-// absent and MaxDeleted stays zero.
+// boundsOf extracts the log bounds from XINFO STREAM.
+//
+// Redis (7.0 and later) updates max-deleted-entry-id only for XDEL, not when XADD … MAXLEN or
+// XTRIM trims the stream, and the trimmed IDs are gone. But trimming only ever removes the oldest
+// entries, and entries-added − length tells whether anything was removed at all. So when
+// something was, every trimmed ID is before First, and the ID just before First is a safe upper
+// bound of them: a position before it may have lost events (resync), a position at or after it has
+// not. The bound is exact when the last trimmed entry is First's immediate predecessor, as in a
+// batch appended within one millisecond; otherwise a reader positioned exactly on the last trimmed
+// entry gets one needless resync. When the stream is empty but was not always, everything up to
+// last-generated-id is gone.
 func boundsOf(info *redis.XInfoStream) (streams.Bounds, error) {
 	var b streams.Bounds
 	for _, f := range []struct {
@@ -285,7 +299,27 @@ func boundsOf(info *redis.XInfoStream) (streams.Bounds, error) {
 		}
 		*f.dst = id
 	}
+	if info.EntriesAdded > info.Length {
+		trimmed := b.Last
+		if info.Length > 0 {
+			trimmed = before(b.First)
+		}
+		if b.MaxDeleted.Less(trimmed) {
+			b.MaxDeleted = trimmed
+		}
+	}
 	return b, nil
+}
+
+// before returns the largest ID less than id (zero for the zero ID).
+func before(id streams.ID) streams.ID {
+	switch {
+	case id.Seq > 0:
+		return streams.ID{MS: id.MS, Seq: id.Seq - 1}
+	case id.MS > 0:
+		return streams.ID{MS: id.MS - 1, Seq: ^uint64(0)}
+	}
+	return streams.ID{}
 }
 
 // isNoSuchKey reports whether err is XINFO STREAM's reply for a missing key.

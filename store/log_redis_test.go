@@ -144,9 +144,10 @@ func TestRedisUnavailable(t *testing.T) {
 	t.Parallel()
 	// 127.0.0.1:1 (tcpmux) is not served on loopback here: connections are refused at once.
 	client := redis.NewClient(&redis.Options{
-		Addr:        "127.0.0.1:1",
-		DialTimeout: 200 * time.Millisecond,
-		MaxRetries:  -1,
+		Addr:          "127.0.0.1:1",
+		DialTimeout:   200 * time.Millisecond,
+		DialerRetries: 1,
+		MaxRetries:    -1,
 	})
 	t.Cleanup(func() { _ = client.Close() })
 	log := store.NewRedis(client, client, "egtest:unreachable", 10, store.RedisOptions{Block: testBlock})
@@ -198,32 +199,63 @@ func TestRedisTailHonoursDeadline(t *testing.T) {
 	}
 }
 
-// TestRedisTailBoundsAfterReset: a reader positioned after everything the log holds (the stream
-// was lost) sees it in the bounds of a Tail timeout page.
-func TestRedisTailBoundsAfterReset(t *testing.T) {
+// TestRedisBoundsAfterDeletes: the bounds follow what producers or operators do to the stream
+// directly: trimming, XDEL, a lost stream.
+func TestRedisBoundsAfterDeletes(t *testing.T) {
 	t.Parallel()
-	log, client := newRedisLog(t, 100, store.RedisOptions{})
+	log, client := newRedisLog(t, 1000, store.RedisOptions{})
 	ctx := t.Context()
-	ids, err := log.Append(ctx, storetest.Drafts(t, 2))
+	bounds := func() streams.Bounds {
+		t.Helper()
+		b, err := log.Bounds(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := log.Read(ctx, streams.ID{}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Bounds != b {
+			t.Fatalf("Read bounds %+v != Bounds() %+v", p.Bounds, b)
+		}
+		return b
+	}
+	ids, err := log.Append(ctx, storetest.Drafts(t, 10))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// XDEL of a middle entry: Redis records it exactly.
+	if err := client.XDel(ctx, log.Key(), ids[5].String()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if b := bounds(); b.MaxDeleted != ids[5] || b.First != ids[0] || b.Last != ids[9] {
+		t.Fatalf("after XDEL %s: %+v", ids[5], b)
+	}
+	// An exact trim by someone else: the last trimmed id is at most MaxDeleted, and First is after.
+	if err := client.XTrimMaxLen(ctx, log.Key(), 2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if b := bounds(); b.First != ids[8] || b.MaxDeleted.Less(ids[7]) || !b.MaxDeleted.Less(ids[8]) {
+		t.Fatalf("after XTRIM MAXLEN 2: %+v", b)
+	}
+	// Trimmed to nothing: everything up to Last is gone.
+	if err := client.XTrimMaxLen(ctx, log.Key(), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if b := bounds(); b != (streams.Bounds{Last: ids[9], MaxDeleted: ids[9]}) {
+		t.Fatalf("after XTRIM MAXLEN 0: %+v", b)
+	}
+	// The stream lost: zero bounds, so a reader at ids[9] sees that the log never reached it.
 	if err := client.Del(ctx, log.Key()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := log.Tail(ctx, ids[1], 10)
-	if err != nil || len(p.Events) != 0 || p.Next != ids[1] || p.Bounds != (streams.Bounds{}) {
-		t.Fatalf("Tail after reset = %d events, Next %s, Bounds %+v, %v", len(p.Events), p.Next, p.Bounds, err)
+	if b := bounds(); b != (streams.Bounds{}) {
+		t.Fatalf("after DEL: %+v", b)
 	}
-	newIDs, err := log.Append(ctx, storetest.Drafts(t, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err = log.Read(ctx, ids[1], 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Bounds.Last != newIDs[0] || p.Bounds.First != newIDs[0] {
-		t.Fatalf("Bounds after reset and append = %+v, want First = Last = %s", p.Bounds, newIDs[0])
+	tctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	p, err := log.Tail(tctx, ids[9], 10)
+	if (err != nil && !errors.Is(err, context.DeadlineExceeded)) || len(p.Events) != 0 || p.Next != ids[9] {
+		t.Fatalf("Tail after DEL = %d events, Next %s, %v", len(p.Events), p.Next, err)
 	}
 }

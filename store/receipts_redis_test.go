@@ -49,7 +49,7 @@ func TestRedisReceiptsKeys(t *testing.T) {
 
 func TestRedisReceiptsUnavailable(t *testing.T) {
 	t.Parallel()
-	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, DialerRetries: 1, MaxRetries: -1})
 	t.Cleanup(func() { _ = client.Close() })
 	r := store.NewRedisReceipts(client, "egtest:unreachable:")
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

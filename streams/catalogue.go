@@ -420,7 +420,7 @@ func catObject(raw []byte, field string) ([]catMember, *ValidationError) {
 		return nil, catMalformed(field, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, catInvalid(field, "has unexpected data after the JSON object")
+		return nil, catInvalid(field, "unexpected data after the JSON object")
 	}
 	return members, nil
 }

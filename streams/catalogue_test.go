@@ -173,7 +173,7 @@ func TestParseDraftInvalid(t *testing.T) {
 		{"string", `"job.queued"`, "", "got string"},
 		{"null", `null`, "", "got null"},
 		{"number", `12`, "", "got number"},
-		{"trailing garbage", catEv("note.deleted", `{"note_id":"`+catTestNote+`"}`) + ` x`, "", "malformed JSON"},
+		{"trailing garbage", catEv("note.deleted", `{"note_id":"`+catTestNote+`"}`) + ` x`, "", "unexpected data after the JSON object"},
 		{"trailing object", catEv("note.deleted", `{"note_id":"`+catTestNote+`"}`) + `{}`, "", "unexpected data after"},
 		{"trailing comma", `{"type":"note.deleted","data":{"note_id":"` + catTestNote + `"},}`, "", "malformed JSON"},
 		{"missing type", `{"data":{}}`, "type", "is required"},
@@ -329,9 +329,9 @@ func TestParseBatch(t *testing.T) {
 	}
 
 	invalid := []struct {
-		name, in     string
-		index        int
-		field, msg   string
+		name, in   string
+		index      int
+		field, msg string
 	}{
 		{"empty body", "", -1, "body", "is empty"},
 		{"whitespace body", " \n\t ", -1, "body", "is empty"},
@@ -355,7 +355,7 @@ func TestParseBatch(t *testing.T) {
 		{"unterminated array", "[" + one, -1, "body", "malformed JSON"},
 		{"trailing comma", "[" + one + ",]", 1, "", "malformed JSON"},
 		{"missing comma", "[" + one + " " + one + "]", 1, "", "malformed JSON"},
-		{"trailing garbage after object", one + " x", -1, "", "malformed JSON"},
+		{"trailing garbage after object", one + " x", -1, "", "unexpected data after"},
 	}
 	for _, tt := range invalid {
 		t.Run(tt.name, func(t *testing.T) {

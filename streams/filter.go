@@ -76,6 +76,8 @@ func (p Pattern) String() string { return p.text }
 type Filter struct {
 	Topics []Pattern
 	Types  []string
+	// Nothing makes the filter match no event (a WebSocket client unsubscribed from every topic).
+	Nothing bool
 }
 
 // NewFilter parses topic patterns and checks types against the catalogue. "*" among the topics
@@ -107,6 +109,9 @@ func (f Filter) Match(e *Event) bool {
 	if e.Control {
 		return true
 	}
+	if f.Nothing {
+		return false
+	}
 	if len(f.Types) > 0 && !slices.Contains(f.Types, e.Type) {
 		return false
 	}
@@ -123,6 +128,9 @@ func (f Filter) Match(e *Event) bool {
 
 // TopicStrings returns the topic patterns as written ("*" when empty).
 func (f Filter) TopicStrings() []string {
+	if f.Nothing {
+		return []string{}
+	}
 	if len(f.Topics) == 0 {
 		return []string{"*"}
 	}

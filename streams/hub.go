@@ -160,6 +160,7 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, start Start) (*Subscripti
 		s.catchup = true
 		s.signal()
 	}
+	s.origin = s.pos
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
 	return s, nil

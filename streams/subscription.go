@@ -26,6 +26,11 @@ type Subscription struct {
 	pos        ID   // last position delivered or skipped
 	catchup    bool // reading from the log rather than the live buffer
 	fromOldest bool // started at "0": a trimmed ring is expected, not a resync
+	// While replaying for a Change with since: events up to replayUntil are delivered only if the
+	// filter before the change (replayOld) did not match them, since those were delivered already.
+	replayOld   *Filter
+	replayUntil ID
+	origin      ID // where the subscription started: nothing before it was delivered
 }
 
 func newSubscription(h *Hub, f Filter, buffer int) *Subscription {
@@ -79,6 +84,25 @@ func (s *Subscription) Filter() Filter { return *s.filter.Load() }
 // SetFilter replaces the filter for events not yet delivered. Events already buffered were
 // matched against the old filter and are re-checked by Next.
 func (s *Subscription) SetFilter(f Filter) { s.filter.Store(&f) }
+
+// Change replaces the filter, for WebSocket subscribe/unsubscribe actions. Events that the old
+// filter skipped and the new one matches are read from the log, so nothing is missed across the
+// change. With since, events after since that only the new filter matches are replayed first (in
+// log order, before live delivery resumes); events the old filter matched are not repeated.
+// Drainer goroutine only.
+func (s *Subscription) Change(f Filter, since *ID) {
+	old := s.filter.Load()
+	s.filter.Store(&f)
+	if since != nil && since.Less(s.pos) {
+		if s.replayOld == nil {
+			s.replayOld, s.replayUntil = old, s.pos
+		}
+		s.pos = *since
+		s.fromOldest = since.IsZero()
+	}
+	s.catchup = true
+	s.signal()
+}
 
 // Next appends to dst the events ready for delivery now, in log order, and returns it. It never
 // waits for live events; it reads at most one page from the log per call and signals Ready again
@@ -143,9 +167,16 @@ func (s *Subscription) readLog(ctx context.Context, dst []*Event) ([]*Event, err
 	s.fromOldest = false
 	f := s.filter.Load()
 	for _, e := range page.Events {
-		if s.pos.Less(e.ID) && f.Match(e) {
-			dst = append(dst, e)
+		if !s.pos.Less(e.ID) || !f.Match(e) {
+			continue
 		}
+		if s.replayOld != nil && s.origin.Less(e.ID) && !s.replayUntil.Less(e.ID) && s.replayOld.Match(e) {
+			continue // delivered before the change
+		}
+		dst = append(dst, e)
+	}
+	if s.replayOld != nil && !page.Next.Less(s.replayUntil) {
+		s.replayOld = nil
 	}
 	if page.Next.Compare(s.pos) <= 0 {
 		// Caught up with the log: continue with the live buffer.

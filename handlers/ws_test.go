@@ -1,0 +1,242 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/eventgate/eventgate/store"
+	"github.com/eventgate/eventgate/streams"
+)
+
+func startHTTP(t *testing.T, cfg Config) (*httptest.Server, *store.Memory) {
+	t.Helper()
+	s, log := newTestServer(t, cfg)
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return ts, log
+}
+
+func dialWS(t *testing.T, ts *httptest.Server, query string, header http.Header) *websocket.Conn {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/api/v1/ws" + query
+	conn, resp, err := websocket.DefaultDialer.Dial(u, header)
+	if err != nil {
+		t.Fatalf("dial %s: %v (%v)", u, err, resp)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// readJSON reads one text frame into a map, with a deadline.
+func readJSON(t *testing.T, conn *websocket.Conn) map[string]any {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, msg, err := conn.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(msg, &m); err != nil {
+		t.Fatalf("frame %q: %v", msg, err)
+	}
+	return m
+}
+
+func publishN(t *testing.T, log streams.Log, n int, typ, data string) []streams.ID {
+	t.Helper()
+	var ids []streams.ID
+	for i := 0; i < n; i++ {
+		d, err := streams.ParseDraft([]byte(fmt.Sprintf(`{"type":%q,"data":%s}`, typ, fmt.Sprintf(data, i%101))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := log.Append(context.Background(), []streams.Draft{d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, got...)
+	}
+	return ids
+}
+
+const progressData = `{"job_id":"` + jobID + `","percent":%d}`
+const noteData = `{"note_id":"` + jobID + `","title":"t%d"}`
+
+func TestWebSocketActions(t *testing.T) {
+	t.Parallel()
+	ts, log := startHTTP(t, Config{})
+	conn := dialWS(t, ts, "?topic=jobs/*", nil)
+	notes := publishN(t, log, 2, "note.created", noteData)
+	jobs := publishN(t, log, 2, "job.progress", progressData)
+	for _, id := range jobs {
+		if m := readJSON(t, conn); m["id"] != id.String() || m["type"] != "job.progress" {
+			t.Fatalf("got %v, want job.progress %v", m, id)
+		}
+	}
+	// ping action
+	if err := conn.WriteJSON(map[string]string{"action": "ping"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := readJSON(t, conn); m["type"] != "pong" {
+		t.Fatalf("got %v, want pong", m)
+	}
+	// subscribe with since replays the added topic's history, without repeating jobs.
+	if err := conn.WriteJSON(map[string]any{"action": "subscribe", "topics": []string{"notes/*"}, "since": "0"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := readJSON(t, conn); m["type"] != "subscribed" {
+		t.Fatalf("got %v, want subscribed", m)
+	}
+	for _, id := range notes {
+		if m := readJSON(t, conn); m["id"] != id.String() {
+			t.Fatalf("replay got %v, want note %v", m, id)
+		}
+	}
+	more := publishN(t, log, 1, "note.created", noteData)
+	if m := readJSON(t, conn); m["id"] != more[0].String() {
+		t.Fatalf("live got %v, want %v", m, more[0])
+	}
+	// malformed and unknown actions get an error frame, the connection stays.
+	for _, bad := range []string{`{`, `{"action":"dance"}`, `{"action":"subscribe","topics":["BAD"]}`, `{"action":"subscribe","since":"x"}`} {
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(bad)); err != nil {
+			t.Fatal(err)
+		}
+		if m := readJSON(t, conn); m["type"] != "error" || m["code"] == "" {
+			t.Fatalf("%s: got %v, want error frame", bad, m)
+		}
+	}
+	// unsubscribe from notes: only jobs again.
+	if err := conn.WriteJSON(map[string]any{"action": "unsubscribe", "topics": []string{"notes/*"}}); err != nil {
+		t.Fatal(err)
+	}
+	if m := readJSON(t, conn); m["type"] != "subscribed" {
+		t.Fatalf("got %v", m)
+	}
+	publishN(t, log, 1, "note.created", noteData)
+	last := publishN(t, log, 1, "job.progress", progressData)
+	if m := readJSON(t, conn); m["id"] != last[0].String() {
+		t.Fatalf("got %v, want only the job event %v", m, last[0])
+	}
+}
+
+func TestWebSocketCloses(t *testing.T) {
+	t.Parallel()
+	t.Run("frame too large", func(t *testing.T) {
+		t.Parallel()
+		ts, _ := startHTTP(t, Config{})
+		conn := dialWS(t, ts, "", nil)
+		_ = conn.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", maxInboundFrame+1)))
+		wantClose(t, conn, websocket.CloseMessageTooBig)
+	})
+	t.Run("no pong", func(t *testing.T) {
+		t.Parallel()
+		ts, _ := startHTTP(t, Config{Heartbeat: 100 * time.Millisecond})
+		conn := dialWS(t, ts, "", nil)
+		conn.SetPingHandler(func(string) error { return nil }) // never answer pings
+		wantClose(t, conn, websocket.ClosePolicyViolation)
+	})
+	t.Run("drain", func(t *testing.T) {
+		t.Parallel()
+		s, _ := newTestServer(t, Config{})
+		ts := httptest.NewServer(s.Handler())
+		defer ts.Close()
+		conn := dialWS(t, ts, "", nil)
+		if err := conn.WriteJSON(map[string]string{"action": "ping"}); err != nil {
+			t.Fatal(err)
+		}
+		readJSON(t, conn) // the connection is up
+		s.Drain()
+		wantClose(t, conn, websocket.CloseServiceRestart)
+	})
+}
+
+func wantClose(t *testing.T, conn *websocket.Conn, code int) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := conn.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !websocket.IsCloseError(err, code) {
+			t.Fatalf("closed with %v, want close code %d", err, code)
+		}
+		return
+	}
+}
+
+func TestWebSocketOrigin(t *testing.T) {
+	t.Parallel()
+	ts, _ := startHTTP(t, Config{AllowedOrigins: []string{"https://app.example"}})
+	u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/api/v1/ws"
+	tests := []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true},
+		{ts.URL, true},
+		{"https://app.example", true},
+		{"https://evil.example", false},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		if tt.origin != "" {
+			h.Set("Origin", tt.origin)
+		}
+		conn, resp, err := websocket.DefaultDialer.Dial(u, h)
+		if tt.ok {
+			if err != nil {
+				t.Fatalf("origin %q refused: %v", tt.origin, err)
+			}
+			conn.Close()
+			continue
+		}
+		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("origin %q: err %v resp %v, want 403", tt.origin, err, resp)
+		}
+	}
+}
+
+// TestSameEventsOverSSEAndWebSocket checks both transports drain one core identically.
+func TestSameEventsOverSSEAndWebSocket(t *testing.T) {
+	t.Parallel()
+	ts, log := startHTTP(t, Config{})
+	conn := dialWS(t, ts, "", nil)
+	resp, err := http.Get(ts.URL + "/api/v1/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// Both are subscribed once the SSE preamble arrived and the WebSocket answers a ping.
+	sc := bufio.NewScanner(resp.Body)
+	sc.Scan()
+	_ = conn.WriteJSON(map[string]string{"action": "ping"})
+	readJSON(t, conn)
+
+	ids := publishN(t, log, 50, "job.progress", progressData)
+	for i, id := range ids {
+		if m := readJSON(t, conn); m["id"] != id.String() {
+			t.Fatalf("ws event %d: %v, want %v", i, m["id"], id)
+		}
+	}
+	var got []string
+	for len(got) < len(ids) && sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+			got = append(got, v)
+		}
+	}
+	for i, id := range ids {
+		if i >= len(got) || got[i] != id.String() {
+			t.Fatalf("sse event %d: %v, want %v", i, got, id)
+		}
+	}
+}
