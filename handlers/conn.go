@@ -26,11 +26,15 @@ type connInfo struct {
 // openConn logs a connection's start and returns its record.
 func (s *Server) openConn(c *gin.Context, transport string, f streams.Filter, start streams.Start) *connInfo {
 	info := &connInfo{
-		s: s, id: connID(), transport: transport, clientIP: c.ClientIP(),
+		s: s, id: c.GetString(ctxConnID), transport: transport, clientIP: c.ClientIP(),
 		subject: c.GetString(ctxSubject), opened: time.Now(),
+	}
+	if info.id == "" {
+		info.id = connID()
 	}
 	if v, ok := c.Get(ctxRelease); ok {
 		info.release, _ = v.(func())
+		c.Set(ctxOwned, true)
 	}
 	resume := "now"
 	if !start.Live {

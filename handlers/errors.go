@@ -12,13 +12,15 @@ import (
 
 // Errors the handlers raise themselves; domain errors come from streams.
 var (
-	errTooLarge         = errors.New("payload too large")
-	errBadRequest       = errors.New("bad request")
-	errIdempotencyInUse = errors.New("idempotency key in use")
-	errNotFound         = errors.New("not found")
-	errForbidden        = errors.New("forbidden")
-	errMethod           = errors.New("method not allowed")
-	errDraining         = errors.New("draining")
+	errTooLarge           = errors.New("payload too large")
+	errBadRequest         = errors.New("bad request")
+	errIdempotencyInUse   = errors.New("idempotency key in use")
+	errNotFound           = errors.New("not found")
+	errForbidden          = errors.New("forbidden")
+	errOverloaded         = errors.New("overloaded")
+	errTooManyConnections = errors.New("too many connections")
+	errMethod             = errors.New("method not allowed")
+	errDraining           = errors.New("draining")
 )
 
 // errorTable maps error kinds (matched with errors.Is, first match wins) to the HTTP status and
@@ -41,6 +43,8 @@ var errorTable = []struct {
 	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed", true, ""},
 	{errIdempotencyInUse, http.StatusConflict, "idempotency_key_in_use", true, ""},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "payload_too_large", true, ""},
+	{errTooManyConnections, http.StatusTooManyRequests, "too_many_connections", true, ""},
+	{errOverloaded, http.StatusServiceUnavailable, "overloaded", true, ""},
 	{errDraining, http.StatusServiceUnavailable, "draining", false, "The server is shutting down; retry on another instance."},
 	{streams.ErrUnavailable, http.StatusServiceUnavailable, "store_unavailable", false, "The event store is unavailable; retry later."},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout", false, "The event store did not answer in time; retry later."},
@@ -79,11 +83,11 @@ func (s *Server) fail(c *gin.Context, err error) {
 			break
 		}
 	}
-	if status >= 500 {
+	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.Error("request failed", "route", c.FullPath(), "status", status, "err", err)
-		if status == http.StatusServiceUnavailable {
-			c.Header("Retry-After", "1")
-		}
+	}
+	if status == http.StatusServiceUnavailable && c.Writer.Header().Get("Retry-After") == "" {
+		c.Header("Retry-After", "1")
 	}
 	c.AbortWithStatusJSON(status, errorBody{errorDetail{Code: code, Message: msg}})
 }

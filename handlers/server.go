@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -33,6 +34,11 @@ type Config struct {
 	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed on the WebSocket route
 	// besides the server's own host; "*" allows any (default: same host only).
 	AllowedOrigins []string
+	// MaxConnections caps streaming connections on this instance (default 1000).
+	MaxConnections int
+	// MaxConnectionsPerIP caps streaming connections per client IP, across instances when the
+	// leases are in Redis (default 10).
+	MaxConnectionsPerIP int
 	// TrustedProxies are CIDRs whose X-Forwarded-For / X-Real-IP are believed (default none).
 	TrustedProxies []string
 }
@@ -53,6 +59,12 @@ func (c *Config) defaults() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 8 << 20
 	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 1000
+	}
+	if c.MaxConnectionsPerIP <= 0 {
+		c.MaxConnectionsPerIP = 10
+	}
 	if c.IdempotencyTTL <= 0 {
 		c.IdempotencyTTL = 24 * time.Hour
 	}
@@ -68,6 +80,7 @@ type Deps struct {
 	Hub      *streams.Hub
 	Log      streams.Log
 	Receipts streams.Receipts
+	Leases   streams.Leases
 	Store    Pinger
 	Logger   *slog.Logger
 }
@@ -79,7 +92,9 @@ type Server struct {
 	log      *slog.Logger
 	events   streams.Log
 	receipts streams.Receipts
+	leases   streams.Leases
 	store    Pinger
+	active   atomic.Int64 // streaming connections held
 	engine   *gin.Engine
 
 	drainOnce sync.Once
@@ -93,7 +108,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Logger = slog.Default()
 	}
 	s := &Server{
-		cfg: cfg, hub: deps.Hub, log: deps.Logger, events: deps.Log, receipts: deps.Receipts,
+		cfg: cfg, hub: deps.Hub, log: deps.Logger, events: deps.Log, receipts: deps.Receipts, leases: deps.Leases,
 		store: deps.Store, draining: make(chan struct{}),
 	}
 	gin.SetMode(gin.ReleaseMode)
@@ -115,8 +130,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	api := e.Group("/api/v1")
-	api.GET("/stream", s.stream)
-	api.GET("/ws", s.websocket)
+	api.GET("/stream", s.admit, s.stream)
+	api.GET("/ws", s.admit, s.websocket)
 	api.POST("/events", s.publish)
 	api.GET("/events", s.history)
 	s.engine = e

@@ -135,8 +135,8 @@ func (r *Redis) Append(ctx context.Context, drafts []streams.Draft) ([]streams.I
 // Page.Next is the last entry examined, valid or not, or after when none was.
 func (r *Redis) Read(ctx context.Context, after streams.ID, limit int) (streams.Page, error) {
 	page := streams.Page{Next: after}
-	last := streams.ID{MS: ^uint64(0), Seq: ^uint64(0)}
-	readRange := limit > 0 && after != last // nothing can follow the largest ID
+	maxID := streams.ID{MS: ^uint64(0), Seq: ^uint64(0)}
+	readRange := limit > 0 && after != maxID // nothing can follow the largest ID
 	var (
 		info *redis.XInfoStreamCmd
 		rng  *redis.XMessageSliceCmd

@@ -105,11 +105,10 @@ type catField struct {
 }
 
 type catSpec struct {
-	// topic is the topic prefix ("jobs/", "notes/") followed by the first field's value, or
-	// the whole topic when the type has no id field ("queue").
-	topic   string
-	idTopic bool
-	fields  []catField // in canonical order
+	// topic is a prefix ("jobs/", "notes/") completed by the first field's value (the id), or
+	// the whole topic ("queue") when it does not end in "/".
+	topic  string
+	fields []catField // in canonical order
 }
 
 var (
@@ -118,21 +117,21 @@ var (
 	catFNoteID  = catField{name: "note_id", kind: catUUID}
 	catFTitle   = catField{name: "title", kind: catTitle}
 
-	catJobSpec  = catSpec{topic: "jobs/", idTopic: true, fields: []catField{catFJobID, catFJobType}}
-	catNoteSpec = catSpec{topic: "notes/", idTopic: true, fields: []catField{catFNoteID, catFTitle}}
+	catJobSpec  = catSpec{topic: "jobs/", fields: []catField{catFJobID, catFJobType}}
+	catNoteSpec = catSpec{topic: "notes/", fields: []catField{catFNoteID, catFTitle}}
 )
 
 var catSpecs = map[string]catSpec{
 	TypeJobQueued:    catJobSpec,
 	TypeJobStarted:   catJobSpec,
 	TypeJobCompleted: catJobSpec,
-	TypeJobProgress: {topic: "jobs/", idTopic: true, fields: []catField{
+	TypeJobProgress: {topic: "jobs/", fields: []catField{
 		catFJobID, {name: "percent", kind: catPercent}, {name: "message", kind: catMessage, optional: true}}},
-	TypeJobFailed: {topic: "jobs/", idTopic: true, fields: []catField{
+	TypeJobFailed: {topic: "jobs/", fields: []catField{
 		catFJobID, catFJobType, {name: "error", kind: catError}}},
 	TypeNoteCreated: catNoteSpec,
 	TypeNoteUpdated: catNoteSpec,
-	TypeNoteDeleted: {topic: "notes/", idTopic: true, fields: []catField{catFNoteID}},
+	TypeNoteDeleted: {topic: "notes/", fields: []catField{catFNoteID}},
 	TypeQueueStatus: {topic: "queue", fields: []catField{
 		{name: "pending", kind: catCount}, {name: "active", kind: catCount}}},
 }
@@ -244,7 +243,7 @@ func catParse(raw []byte) (Draft, *ValidationError) {
 		if verr != nil {
 			return Draft{}, verr
 		}
-		if i == 0 && spec.idTopic {
+		if i == 0 && strings.HasSuffix(spec.topic, "/") {
 			topic += s
 		}
 	}
@@ -393,7 +392,7 @@ func catObject(raw []byte, field string) ([]catMember, *ValidationError) {
 		if field == "" {
 			what = `must be a JSON object {"type":...,"data":{...}}`
 		}
-		return nil, catInvalid(field, "%s, got %s", what, catTokenKind(tok))
+		return nil, catInvalid(field, "%s, got %s", what, catJSONKind(bytes.TrimLeft(raw, " \t\r\n")))
 	}
 	var members []catMember
 	var seen map[string]struct{}
@@ -452,23 +451,6 @@ func catJSONKind(v []byte) string {
 	case 't', 'f':
 		return "boolean"
 	case 'n':
-		return "null"
-	}
-	return "number"
-}
-
-func catTokenKind(tok json.Token) string {
-	switch t := tok.(type) {
-	case json.Delim:
-		if t == '[' {
-			return "array"
-		}
-		return "object"
-	case string:
-		return "string"
-	case bool:
-		return "boolean"
-	case nil:
 		return "null"
 	}
 	return "number"

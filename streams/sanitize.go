@@ -44,6 +44,7 @@ func SanitizeMessage(s string) string { return sanitize(s, MaxMessageLen) }
 //   - From the first SQL statement keyword (SELECT ... FROM, INSERT INTO, UPDATE x SET, DELETE
 //     FROM, DROP/CREATE/ALTER/TRUNCATE TABLE and the like, WITH x AS (, case-insensitive) to
 //     the end of the line is replaced by "[sql]".
+//   - Only the first 8 KiB of the chosen line are examined.
 //   - The result is cut to the cap in characters, never inside a UTF-8 sequence or a marker, and
 //     trimmed again.
 //
@@ -84,6 +85,9 @@ func sanOnce(s string, limit int) string {
 	return sanCut(line, limit)
 }
 
+// sanMaxLine is how many bytes of a line are examined.
+const sanMaxLine = 8 << 10
+
 // sanFirstLine returns the first line of s that is neither blank nor part of a stack trace,
 // normalized by sanNormalize.
 func sanFirstLine(s string) string {
@@ -96,6 +100,15 @@ func sanFirstLine(s string) string {
 			s = s[i+w:]
 		} else {
 			s = ""
+		}
+		if len(raw) > sanMaxLine {
+			// Bound the regexp work: the result holds at most a few hundred characters, and
+			// whatever a rule would remove further along is cut off anyway.
+			cut := sanMaxLine
+			for cut > 0 && !utf8.RuneStart(raw[cut]) {
+				cut--
+			}
+			raw = raw[:cut]
 		}
 		indent := len(raw) - len(strings.TrimLeft(raw, " \t"))
 		line := sanNormalize(raw)

@@ -25,6 +25,10 @@ type config struct {
 	MaxBodyBytes     int
 	SubscriberBuffer int
 	TrustedProxies   []string
+	AllowedOrigins   []string
+	MaxConns         int
+	MaxConnsPerIP    int
+	LeaseTTL         time.Duration
 	LogFormat        string
 	LogLevel         string
 }
@@ -48,6 +52,10 @@ func (c *config) settings() []setting {
 		{"EVENTGATE_MAX_EVENT_BYTES", "65536", "largest accepted event", intRange(&c.MaxEventBytes, 256, 16<<20)},
 		{"EVENTGATE_MAX_BODY_BYTES", "8388608", "largest accepted publish body", intRange(&c.MaxBodyBytes, 256, 1<<30)},
 		{"EVENTGATE_SUBSCRIBER_BUFFER", "64", "live events buffered per subscriber before it reads from the log", intRange(&c.SubscriberBuffer, 1, 65536)},
+		{"EVENTGATE_MAX_CONNECTIONS", "1000", "streaming connections per instance (503 beyond)", intRange(&c.MaxConns, 1, 1<<24)},
+		{"EVENTGATE_MAX_CONNECTIONS_PER_IP", "10", "streaming connections per client IP, across instances with Redis (429 beyond)", intRange(&c.MaxConnsPerIP, 1, 1<<24)},
+		{"EVENTGATE_CONN_LEASE_TTL", "30s", "how long a dead instance's per-IP connection count lingers (Redis)", duration(&c.LeaseTTL, time.Second)},
+		{"EVENTGATE_ALLOWED_ORIGINS", "", "comma-separated origins allowed on /api/v1/ws besides the same host; * for any", list(&c.AllowedOrigins)},
 		{"EVENTGATE_TRUSTED_PROXIES", "", "comma-separated CIDRs whose X-Forwarded-For is trusted", cidrs(&c.TrustedProxies)},
 		{"EVENTGATE_LOG_FORMAT", "auto", "json, text, or auto (text on a terminal)", oneOf(&c.LogFormat, "auto", "json", "text")},
 		{"EVENTGATE_LOG_LEVEL", "info", "debug, info, warn or error", oneOf(&c.LogLevel, "debug", "info", "warn", "error")},
@@ -148,6 +156,18 @@ func cidrs(p *[]string) func(string) error {
 			out = append(out, part)
 		}
 		*p = out
+		return nil
+	}
+}
+
+func list(p *[]string) func(string) error {
+	return func(v string) error {
+		*p = nil
+		for _, part := range strings.Split(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				*p = append(*p, part)
+			}
+		}
 		return nil
 	}
 }

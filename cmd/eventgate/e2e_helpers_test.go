@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -19,9 +20,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -52,9 +55,8 @@ func buildAndRun(m *testing.M) int {
 	if raceEnabled() {
 		args = append(args, "-race")
 	}
-	args = append(args, ".")
 	// go test puts $GOROOT/bin first in PATH, so this is the toolchain that built the test.
-	cmd := exec.Command("go", args...)
+	cmd := exec.Command("go", append(args, ".")...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building eventgate:", err)
@@ -66,15 +68,7 @@ func buildAndRun(m *testing.M) int {
 // raceEnabled reports whether this test binary was built with -race (then so is the server).
 func raceEnabled() bool {
 	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" && s.Value == "true" {
-			return true
-		}
-	}
-	return false
+	return ok && slices.Contains(bi.Settings, debug.BuildSetting{Key: "-race", Value: "true"})
 }
 
 // lockedBuffer collects a process's stderr.
@@ -88,22 +82,16 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+func (b *lockedBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 // server is one running eventgate process.
 type server struct {
-	t      *testing.T
-	name   string
-	addr   string
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	done   chan struct{} // closed when the process has exited
-	state  *os.ProcessState
+	t          *testing.T
+	name, addr string
+	cmd        *exec.Cmd
+	stderr     *lockedBuffer
+	done       chan struct{} // closed when the process has exited
+	state      *os.ProcessState
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago.
@@ -113,9 +101,8 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("picking a port: %v", err)
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // processEnv is the environment without inherited EVENTGATE_* variables, plus env.
@@ -126,83 +113,63 @@ func processEnv(env map[string]string) []string {
 			out = append(out, kv)
 		}
 	}
+	if os.Getenv("GORACE") == "" {
+		// A -race binary sleeps 1s at exit by default; races are still reported (exit code 66).
+		out = append(out, "GORACE=atexit_sleep_ms=0")
+	}
 	for k, v := range env {
 		out = append(out, k+"="+v)
 	}
 	return out
 }
 
+var serverSeq atomic.Int32
+
 // startServer starts eventgate with the test defaults plus env and waits until /healthz is 200.
 // The process is killed at cleanup if still running; its stderr is dumped if the test failed.
 func startServer(t *testing.T, env map[string]string) *server {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		s, retry := tryStart(t, env)
-		if s != nil {
+		full := map[string]string{"EVENTGATE_ADDR": freeAddr(t), "EVENTGATE_LOG_FORMAT": "json", "EVENTGATE_HEARTBEAT": "1s"}
+		maps.Copy(full, env)
+		s := &server{t: t, name: fmt.Sprintf("eventgate#%d", serverSeq.Add(1)), addr: full["EVENTGATE_ADDR"],
+			stderr: &lockedBuffer{}, done: make(chan struct{}), cmd: exec.Command(binPath)}
+		s.cmd.Env, s.cmd.Stderr = processEnv(full), s.stderr
+		if err := s.cmd.Start(); err != nil {
+			t.Fatalf("starting eventgate: %v", err)
+		}
+		go func() { _ = s.cmd.Wait(); s.state = s.cmd.ProcessState; close(s.done) }()
+		t.Cleanup(func() {
+			s.Kill()
+			if out := s.stderr.String(); strings.Contains(out, "WARNING: DATA RACE") || strings.Contains(out, "panic:") {
+				t.Errorf("%s reported a data race or a panic", s.name)
+			}
+			if t.Failed() {
+				t.Logf("---- %s (%s) stderr ----\n%s---- end %s ----", s.name, s.addr, s.stderr.String(), s.name)
+			}
+		})
+		if s.waitHealthy() {
 			return s
 		}
-		if !retry || attempt == 3 {
-			t.Fatalf("eventgate did not start")
+		// A port taken between freeAddr and the bind: try another one.
+		if s.exited() && strings.Contains(s.stderr.String(), "EVENTGATE_ADDR") && attempt < 3 {
+			continue
 		}
+		t.Fatalf("%s did not become healthy within %s (exited: %v)", s.name, startTimeout, s.exited())
 	}
 }
 
-var serverSeq struct {
-	sync.Mutex
-	n int
-}
-
-func tryStart(t *testing.T, env map[string]string) (*server, bool) {
-	t.Helper()
-	full := map[string]string{
-		"EVENTGATE_ADDR":       freeAddr(t),
-		"EVENTGATE_LOG_FORMAT": "json",
-		"EVENTGATE_HEARTBEAT":  "1s",
-	}
-	for k, v := range env {
-		full[k] = v
-	}
-	serverSeq.Lock()
-	serverSeq.n++
-	name := fmt.Sprintf("eventgate#%d", serverSeq.n)
-	serverSeq.Unlock()
-	s := &server{t: t, name: name, addr: full["EVENTGATE_ADDR"], stderr: &lockedBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(binPath)
-	s.cmd.Env = processEnv(full)
-	s.cmd.Stderr = s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting eventgate: %v", err)
-	}
-	go func() {
-		_ = s.cmd.Wait()
-		s.state = s.cmd.ProcessState
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		s.Kill()
-		if t.Failed() {
-			t.Logf("---- %s (%s) stderr ----\n%s---- end %s ----", s.name, s.addr, s.stderr.String(), s.name)
-		}
-	})
-
-	deadline := time.Now().Add(startTimeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			// A port taken between freeAddr and the bind: try another one.
-			retry := strings.Contains(s.stderr.String(), "EVENTGATE_ADDR")
-			if !retry {
-				t.Errorf("%s exited during start-up with %v", s.name, s.state)
-			}
-			return nil, retry
-		default:
-		}
-		resp, err := httpClient.Get(s.URL() + "/healthz")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, false
+// waitHealthy polls /healthz until 200, the process exits or startTimeout passes. It only trusts
+// /healthz once this process logged that it listens: another test's server could in theory have
+// taken the port freeAddr picked.
+func (s *server) waitHealthy() bool {
+	for deadline := time.Now().Add(startTimeout); time.Now().Before(deadline) && !s.exited(); {
+		if strings.Contains(s.stderr.String(), `"msg":"eventgate listening"`) {
+			if resp, err := httpClient.Get(s.URL() + "/healthz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return true
+				}
 			}
 		}
 		select {
@@ -210,15 +177,20 @@ func tryStart(t *testing.T, env map[string]string) (*server, bool) {
 		case <-time.After(20 * time.Millisecond): // poll interval
 		}
 	}
-	t.Errorf("%s: /healthz not 200 within %s", s.name, startTimeout)
-	return nil, false
+	return false
+}
+
+func (s *server) exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // URL is the server's base URL, e.g. http://127.0.0.1:12345.
 func (s *server) URL() string { return "http://" + s.addr }
-
-// Stderr returns what the process wrote to stderr so far.
-func (s *server) Stderr() string { return s.stderr.String() }
 
 // Signal sends SIGTERM without waiting.
 func (s *server) Signal() {
@@ -244,56 +216,35 @@ func (s *server) Stop() {
 	s.t.Helper()
 	start := time.Now()
 	s.Signal()
-	code, ok := s.Wait(stopTimeout)
-	if !ok {
-		s.t.Fatalf("%s: still running %s after SIGTERM", s.name, stopTimeout)
-	}
-	if code != 0 {
-		s.t.Fatalf("%s: exit code %d after SIGTERM, want 0 (%v)", s.name, code, s.state)
+	if code, ok := s.Wait(stopTimeout); !ok || code != 0 {
+		s.t.Fatalf("%s: after SIGTERM: exited %v with code %d, want exit code 0 within %s", s.name, ok, code, stopTimeout)
 	}
 	s.t.Logf("%s stopped in %s", s.name, time.Since(start).Round(time.Millisecond))
 }
 
 // Kill sends SIGKILL and waits for the process to be gone. Idempotent.
 func (s *server) Kill() {
-	select {
-	case <-s.done:
-		return
-	default:
+	if !s.exited() {
+		_ = s.cmd.Process.Kill()
+		<-s.done
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
 }
 
-var httpClient = &http.Client{
-	Transport: &http.Transport{
-		Proxy:               nil, // loopback only, never through a proxy
-		DisableCompression:  true,
-		MaxIdleConnsPerHost: 16,
-	},
-	Timeout: 30 * time.Second,
-}
+// httpClient never uses a proxy (loopback only).
+var httpClient = &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
 
 // streamClient has no overall timeout: streams are closed by context.
 var streamClient = &http.Client{Transport: httpClient.Transport}
 
 // frame is one SSE block (lines up to a blank line), as the server wrote it.
 type frame struct {
-	ID       string
-	HasID    bool
-	Event    string
-	Data     string
-	HasData  bool
-	Retry    string
-	Comments []string
+	ID, Event, Data, Retry string
+	HasID, HasData         bool
+	Comments               []string
 }
 
 // isEvent reports whether the frame carries an event (not only a comment or retry hint).
 func (f frame) isEvent() bool { return f.HasData || f.Event != "" }
-
-func (f frame) String() string {
-	return fmt.Sprintf("{id=%q event=%q data=%q retry=%q comments=%q}", f.ID, f.Event, f.Data, f.Retry, f.Comments)
-}
 
 // sseStream is an open SSE response read by a goroutine into frames.
 type sseStream struct {
@@ -308,11 +259,7 @@ type sseStream struct {
 func openStream(t *testing.T, url string, headers map[string]string) *sseStream {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	req.Header.Set("Accept", "text/event-stream")
 	for k, v := range headers {
 		req.Header.Set(k, v)
@@ -370,8 +317,7 @@ func (s *sseStream) read(ctx context.Context) {
 			if f.HasData {
 				f.Data += "\n"
 			}
-			f.Data += value
-			f.HasData = true
+			f.Data, f.HasData = f.Data+value, true
 		case "retry":
 			f.Retry = value
 		}
@@ -389,18 +335,16 @@ func (s *sseStream) Close() {
 // next returns the next frame; it fails the test on timeout or if the stream ended.
 func (s *sseStream) next(t *testing.T, timeout time.Duration) frame {
 	t.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
 	select {
 	case f, ok := <-s.frames:
 		if !ok {
 			t.Fatalf("stream ended (err %v) while waiting for a frame", s.err)
 		}
 		return f
-	case <-timer.C:
+	case <-time.After(timeout):
 		t.Fatalf("no frame within %s", timeout)
+		return frame{}
 	}
-	panic("unreachable")
 }
 
 // nextEvent returns the next frame that carries an event, skipping heartbeats and retry hints.
@@ -408,8 +352,7 @@ func (s *sseStream) nextEvent(t *testing.T, timeout time.Duration) frame {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		f := s.next(t, max(time.Until(deadline), time.Millisecond))
-		if f.isEvent() {
+		if f := s.next(t, max(time.Until(deadline), time.Millisecond)); f.isEvent() {
 			return f
 		}
 	}
@@ -418,34 +361,17 @@ func (s *sseStream) nextEvent(t *testing.T, timeout time.Duration) frame {
 // events returns the next n event frames, within timeout overall.
 func (s *sseStream) events(t *testing.T, n int, timeout time.Duration) []frame {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	out := make([]frame, 0, n)
+	deadline, out := time.Now().Add(timeout), make([]frame, 0, n)
 	for len(out) < n {
 		out = append(out, s.nextEvent(t, max(time.Until(deadline), time.Millisecond)))
 	}
 	return out
 }
 
-// untilID returns the event frames up to and including the one with id, within timeout.
-func (s *sseStream) untilID(t *testing.T, id string, timeout time.Duration) []frame {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var out []frame
-	for {
-		f := s.nextEvent(t, max(time.Until(deadline), time.Millisecond))
-		out = append(out, f)
-		if f.ID == id {
-			return out
-		}
-	}
-}
-
 // expectEnd waits for the stream to end and returns the frames that came before the end.
-func (s *sseStream) expectEnd(t *testing.T, timeout time.Duration) []frame {
+func (s *sseStream) expectEnd(t *testing.T, timeout time.Duration) (out []frame) {
 	t.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	var out []frame
+	deadline := time.After(timeout)
 	for {
 		select {
 		case f, ok := <-s.frames:
@@ -453,8 +379,8 @@ func (s *sseStream) expectEnd(t *testing.T, timeout time.Duration) []frame {
 				return out
 			}
 			out = append(out, f)
-		case <-timer.C:
-			t.Fatalf("stream did not end within %s; frames meanwhile: %v", timeout, out)
+		case <-deadline:
+			t.Fatalf("stream did not end within %s; frames meanwhile: %+v", timeout, out)
 		}
 	}
 }
@@ -471,17 +397,11 @@ func frameIDs(fs []frame) []string {
 // doRequest sends a request and returns status, headers and body.
 func doRequest(t *testing.T, method, url, body string, headers map[string]string) (int, http.Header, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	req.Header.Set("Content-Type", "application/json")
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
@@ -502,9 +422,7 @@ func publish(t *testing.T, baseURL, body string, headers map[string]string) (sta
 	t.Helper()
 	status, _, raw = doRequest(t, http.MethodPost, baseURL+"/api/v1/events", body, headers)
 	if status == http.StatusCreated {
-		var r struct {
-			IDs []string `json:"ids"`
-		}
+		var r struct{ IDs []string }
 		if err := json.Unmarshal(raw, &r); err != nil {
 			t.Fatalf("publish: 201 with body %s: %v", raw, err)
 		}
@@ -525,9 +443,8 @@ func mustPublish(t *testing.T, baseURL, body string, n int) []string {
 
 // historyPage is GET /api/v1/events.
 type historyPage struct {
-	Events []json.RawMessage `json:"events"`
-	Oldest string            `json:"oldest"`
-	Next   string            `json:"next"`
+	Events       []json.RawMessage
+	Oldest, Next string
 }
 
 // history GETs /api/v1/events?query and requires 200.
@@ -538,11 +455,8 @@ func history(t *testing.T, baseURL, query string) historyPage {
 		t.Fatalf("GET /api/v1/events?%s: status %d body %s", query, status, raw)
 	}
 	var p historyPage
-	if err := json.Unmarshal(raw, &p); err != nil {
-		t.Fatalf("history page %s: %v", raw, err)
-	}
-	if p.Events == nil {
-		t.Fatalf("history page %s: events must be an array", raw)
+	if err := json.Unmarshal(raw, &p); err != nil || p.Events == nil {
+		t.Fatalf("history page %s (%v): want {\"events\":[...],\"oldest\",\"next\"}", raw, err)
 	}
 	return p
 }
@@ -559,34 +473,23 @@ func historyIDs(t *testing.T, p historyPage) []string {
 
 var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
-// errorCode checks the SPEC §6 error shape {"error":{"code","message"}} and returns the code and
-// message.
-func errorCode(t *testing.T, raw []byte) (code, message string) {
-	t.Helper()
-	var outer map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &outer); err != nil || len(outer) != 1 || outer["error"] == nil {
-		t.Fatalf("error body %s: want exactly {\"error\":{...}}", raw)
-	}
-	var inner map[string]any
-	if err := json.Unmarshal(outer["error"], &inner); err != nil {
-		t.Fatalf("error body %s: %v", raw, err)
-	}
-	code, _ = inner["code"].(string)
-	message, _ = inner["message"].(string)
-	if !snakeCase.MatchString(code) || message == "" {
-		t.Fatalf("error body %s: want a snake_case code and a message", raw)
-	}
-	return code, message
-}
-
-// expectError requires status and error code.
+// expectError requires the status (0: any 4xx) and the SPEC §6 body
+// {"error":{"code":"<snake_case>","message":"..."}} with wantCode (if set); it returns the message.
 func expectError(t *testing.T, status int, raw []byte, wantStatus int, wantCode string) string {
 	t.Helper()
-	if status != wantStatus {
-		t.Fatalf("status %d body %s, want %d", status, raw, wantStatus)
+	var body struct {
+		Error struct{ Code, Message string } `json:"error"`
 	}
-	code, msg := errorCode(t, raw)
-	if wantCode != "" && code != wantCode {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&body)
+	code, msg := body.Error.Code, body.Error.Message
+	switch {
+	case wantStatus == 0 && (status < 400 || status > 499), wantStatus != 0 && status != wantStatus:
+		t.Fatalf("status %d body %s, want %d", status, raw, wantStatus)
+	case err != nil || !snakeCase.MatchString(code) || msg == "":
+		t.Fatalf("error body %s (%v): want {\"error\":{\"code\":<snake_case>,\"message\":<text>}}", raw, err)
+	case wantCode != "" && code != wantCode:
 		t.Fatalf("error code %q (%s), want %q", code, msg, wantCode)
 	}
 	return msg
@@ -594,11 +497,8 @@ func expectError(t *testing.T, status int, raw []byte, wantStatus int, wantCode 
 
 // envelope is a decoded SPEC §1 event.
 type envelope struct {
-	ID    string          `json:"id"`
-	Type  string          `json:"type"`
-	Topic string          `json:"topic"`
-	Time  string          `json:"time"`
-	Data  json.RawMessage `json:"data"`
+	ID, Type, Topic, Time string
+	Data                  json.RawMessage
 }
 
 var timeFormat = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$`)
@@ -608,31 +508,15 @@ var timeFormat = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}
 func decodeEnvelope(t *testing.T, raw string) envelope {
 	t.Helper()
 	var keys map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(raw), &keys); err != nil {
-		t.Fatalf("envelope %s: %v", raw, err)
-	}
-	for _, k := range []string{"id", "type", "topic", "time", "data"} {
-		if _, ok := keys[k]; !ok {
-			t.Fatalf("envelope %s: no %q", raw, k)
-		}
-	}
-	if len(keys) != 5 {
+	var e envelope
+	if json.Unmarshal([]byte(raw), &keys) != nil || json.Unmarshal([]byte(raw), &e) != nil || len(keys) != 5 ||
+		keys["id"] == nil || keys["type"] == nil || keys["topic"] == nil || keys["time"] == nil || keys["data"] == nil {
 		t.Fatalf("envelope %s: want exactly id, type, topic, time, data", raw)
 	}
-	var e envelope
-	if err := json.Unmarshal([]byte(raw), &e); err != nil {
-		t.Fatalf("envelope %s: %v", raw, err)
-	}
 	parseID(t, e.ID)
-	if !timeFormat.MatchString(e.Time) {
-		t.Fatalf("envelope %s: time %q is not RFC 3339 UTC with milliseconds", raw, e.Time)
-	}
 	ts, err := time.Parse(time.RFC3339Nano, e.Time)
-	if err != nil {
-		t.Fatalf("envelope %s: time: %v", raw, err)
-	}
-	if d := time.Since(ts); d > 10*time.Minute || d < -time.Minute {
-		t.Fatalf("envelope %s: time %s is not near now", raw, e.Time)
+	if !timeFormat.MatchString(e.Time) || err != nil || time.Since(ts) > 10*time.Minute || time.Since(ts) < -time.Minute {
+		t.Fatalf("envelope %s: time %q is not RFC 3339 UTC with milliseconds near now", raw, e.Time)
 	}
 	return e
 }
@@ -640,40 +524,35 @@ func decodeEnvelope(t *testing.T, raw string) envelope {
 // jsonEqual reports whether a and b are the same JSON value.
 func jsonEqual(t *testing.T, a, b string) bool {
 	t.Helper()
-	var va, vb any
-	if err := json.Unmarshal([]byte(a), &va); err != nil {
-		t.Fatalf("json %s: %v", a, err)
+	canon := func(s string) []byte {
+		var v any
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			t.Fatalf("json %s: %v", s, err)
+		}
+		out, _ := json.Marshal(v)
+		return out
 	}
-	if err := json.Unmarshal([]byte(b), &vb); err != nil {
-		t.Fatalf("json %s: %v", b, err)
-	}
-	ja, _ := json.Marshal(va)
-	jb, _ := json.Marshal(vb)
-	return bytes.Equal(ja, jb)
+	return bytes.Equal(canon(a), canon(b))
 }
 
-var idFormat = regexp.MustCompile(`^(\d+)-(\d+)$`)
-
-// parseID parses "<ms>-<seq>" strictly.
-func parseID(t *testing.T, s string) [2]uint64 {
+// parseID parses "<ms>-<seq>" strictly (two uint64s).
+func parseID(t *testing.T, s string) (ms, seq uint64) {
 	t.Helper()
-	m := idFormat.FindStringSubmatch(s)
-	if m == nil {
+	msPart, seqPart, _ := strings.Cut(s, "-")
+	ms, err1 := strconv.ParseUint(msPart, 10, 64)
+	seq, err2 := strconv.ParseUint(seqPart, 10, 64)
+	if err1 != nil || err2 != nil || strings.ContainsAny(s, "+ ") {
 		t.Fatalf("id %q is not <ms>-<seq>", s)
 	}
-	ms, err1 := strconv.ParseUint(m[1], 10, 64)
-	seq, err2 := strconv.ParseUint(m[2], 10, 64)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("id %q does not fit uint64", s)
-	}
-	return [2]uint64{ms, seq}
+	return ms, seq
 }
 
-// idLess compares ids numerically, part by part.
+// idLess compares ids numerically, part by part (never as text: "9-0" < "10-0").
 func idLess(t *testing.T, a, b string) bool {
 	t.Helper()
-	x, y := parseID(t, a), parseID(t, b)
-	return x[0] < y[0] || x[0] == y[0] && x[1] < y[1]
+	am, as := parseID(t, a)
+	bm, bs := parseID(t, b)
+	return am < bm || am == bm && as < bs
 }
 
 // requireIncreasing requires ids to strictly increase.
@@ -689,13 +568,8 @@ func requireIncreasing(t *testing.T, ids []string) {
 // requireIDs requires got == want, element by element.
 func requireIDs(t *testing.T, what string, got, want []string) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: got %d ids %v, want %d %v", what, len(got), got, len(want), want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("%s: id[%d] = %q, want %q\ngot  %v\nwant %v", what, i, got[i], want[i], got, want)
-		}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: got %d ids, want %d\ngot  %v\nwant %v", what, len(got), len(want), got, want)
 	}
 }
 

@@ -182,11 +182,23 @@ func TestE2ERedisHistoryDurable(t *testing.T) {
 	a := startServer(t, env)
 	ids := mustPublish(t, a.URL(), batch(jobQueued(jobA), jobProgress(jobA, 10), noteCreated(newUUID(), "y"), queueStatus(1, 1), jobProgress(jobA, 20)), 5)
 	ids = append(ids, xadd(t, client, key, "event", queueStatus(0, 1)))
+	idem := map[string]string{"Idempotency-Key": "restart-" + newUUID()}
+	status, idemIDs, raw := publish(t, a.URL(), queueStatus(9, 9), idem)
+	if status != http.StatusCreated || len(idemIDs) != 1 {
+		t.Fatalf("publish with Idempotency-Key: %d %s", status, raw)
+	}
+	ids = append(ids, idemIDs...)
 	before := history(t, a.URL(), "after=0")
 	requireIDs(t, "before", historyIDs(t, before), ids)
 	a.Kill() // SIGKILL: nothing is flushed on the way out
 
 	b := startServer(t, env)
+	// The Idempotency-Key survives the restart (receipts live in Redis): same ids, nothing appended.
+	status, again, raw := publish(t, b.URL(), queueStatus(9, 9), idem)
+	if status != http.StatusCreated {
+		t.Fatalf("repeated Idempotency-Key after restart: %d %s", status, raw)
+	}
+	requireIDs(t, "repeated Idempotency-Key after restart", again, idemIDs)
 	after := history(t, b.URL(), "after=0")
 	requireIDs(t, "after restart", historyIDs(t, after), ids)
 	for i := range ids {
@@ -264,4 +276,54 @@ func TestE2ERedisResync(t *testing.T) {
 			t.Fatalf("got %v, want live %s", g, live[0])
 		}
 	})
+}
+
+func TestE2ERedisLogLost(t *testing.T) {
+	t.Parallel()
+	client, key, env := redisSetup(t, nil)
+	a := startServer(t, env)
+	st := openStream(t, a.URL()+"/api/v1/stream", nil)
+	seen := mustPublish(t, a.URL(), progressBatch(jobA, 3), 3)
+	requireIDs(t, "before", frameIDs(st.events(t, 3, frameTimeout)), seen)
+	a.Kill()
+	st.expectEnd(t, frameTimeout)
+
+	// The log is lost (Redis without persistence restarted, or the key deleted).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := client.Del(ctx, key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := startServer(t, env)
+	last := seen[len(seen)-1]
+	again := openStream(t, b.URL()+"/api/v1/stream", map[string]string{"Last-Event-ID": last})
+	expectResync(t, again.nextEvent(t, frameTimeout), "position_unknown", last)
+	live := mustPublish(t, b.URL(), jobProgress(jobA, 5), 1)
+	if f := again.nextEvent(t, frameTimeout); f.ID != live[0] {
+		t.Fatalf("after resync got %v, want live %s", f, live[0])
+	}
+}
+
+func TestE2ERedisUnavailable(t *testing.T) {
+	t.Parallel()
+	// Nothing listens on this loopback port: Redis is down at start-up, which is not fatal.
+	s := startServer(t, map[string]string{
+		"EVENTGATE_REDIS_URL":  "redis://" + freeAddr(t) + "/0",
+		"EVENTGATE_STREAM_KEY": "egtest:unavailable:events",
+	})
+	for _, r := range []struct{ method, path, body string }{
+		{http.MethodGet, "/readyz", ""},
+		{http.MethodPost, "/api/v1/events", queueStatus(1, 1)},
+		{http.MethodGet, "/api/v1/events?after=0", ""},
+	} {
+		status, h, raw := doRequest(t, r.method, s.URL()+r.path, r.body, nil)
+		expectError(t, status, raw, http.StatusServiceUnavailable, "")
+		if h.Get("Retry-After") == "" {
+			t.Errorf("%s %s: 503 without Retry-After", r.method, r.path)
+		}
+	}
+	if status, _, raw := doRequest(t, http.MethodGet, s.URL()+"/healthz", "", nil); status != http.StatusOK {
+		t.Fatalf("/healthz %d %s, want 200 while Redis is down", status, raw)
+	}
+	s.Stop()
 }

@@ -53,13 +53,16 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 
 	hub := streams.NewHub(backend.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Logger: logger})
 	srv, err := handlers.New(handlers.Config{
-		Heartbeat:      cfg.Heartbeat,
-		Retry:          cfg.Retry,
-		WriteTimeout:   cfg.WriteTimeout,
-		MaxEventBytes:  cfg.MaxEventBytes,
-		MaxBodyBytes:   int64(cfg.MaxBodyBytes),
-		TrustedProxies: cfg.TrustedProxies,
-	}, handlers.Deps{Hub: hub, Log: backend.log, Receipts: backend.receipts, Store: backend.log, Logger: logger})
+		Heartbeat:           cfg.Heartbeat,
+		Retry:               cfg.Retry,
+		WriteTimeout:        cfg.WriteTimeout,
+		MaxEventBytes:       cfg.MaxEventBytes,
+		MaxBodyBytes:        int64(cfg.MaxBodyBytes),
+		TrustedProxies:      cfg.TrustedProxies,
+		AllowedOrigins:      cfg.AllowedOrigins,
+		MaxConnections:      cfg.MaxConns,
+		MaxConnectionsPerIP: cfg.MaxConnsPerIP,
+	}, handlers.Deps{Hub: hub, Log: backend.log, Receipts: backend.receipts, Leases: backend.leases, Store: backend.log, Logger: logger})
 	if err != nil {
 		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_TRUSTED_PROXIES: %v\n", err)
 		return 2
@@ -82,6 +85,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { defer close(hubDone); _ = hub.Run(hubCtx) }()
+	if backend.background != nil {
+		go backend.background(hubCtx)
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
@@ -123,13 +129,17 @@ type backend struct {
 		handlers.Pinger
 	}
 	receipts streams.Receipts
+	leases   streams.Leases
+	// background runs the store's upkeep (lease renewal) until its context ends; may be nil.
+	background func(context.Context)
 }
 
 // openStore builds the Redis store when EVENTGATE_REDIS_URL is set, else the in-process ring.
 // A Redis that is down at start-up is not fatal: /readyz says 503 and the reader retries.
 func openStore(cfg config, logger *slog.Logger) (backend, func(), error) {
 	if cfg.RedisURL == "" {
-		return backend{name: "memory", log: store.NewMemory(cfg.Retention), receipts: store.NewMemoryReceipts()}, func() {}, nil
+		return backend{name: "memory", log: store.NewMemory(cfg.Retention), receipts: store.NewMemoryReceipts(),
+			leases: store.NewMemoryLeases()}, func() {}, nil
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
@@ -144,7 +154,9 @@ func openStore(cfg config, logger *slog.Logger) (backend, func(), error) {
 	tail := redis.NewClient(&tailOpts)
 	log := store.NewRedis(client, tail, cfg.StreamKey, int64(cfg.Retention), store.RedisOptions{Logger: logger})
 	closeAll := func() { _ = client.Close(); _ = tail.Close() }
-	return backend{name: "redis", durable: true, log: log, receipts: store.NewRedisReceipts(client, cfg.StreamKey+":")}, closeAll, nil
+	leases := store.NewRedisLeases(client, cfg.StreamKey+":", cfg.LeaseTTL, logger)
+	return backend{name: "redis", durable: true, log: log, receipts: store.NewRedisReceipts(client, cfg.StreamKey+":"),
+		leases: leases, background: leases.Run}, closeAll, nil
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {

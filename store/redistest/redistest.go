@@ -6,8 +6,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,17 +47,13 @@ func Client(t testing.TB) (client *redis.Client, url string, prefix string) {
 	if err != nil {
 		t.Fatalf("redistest: %s=%q: %v", EnvURL, url, err)
 	}
-	opts.DialTimeout = 2 * time.Second
-	client = redis.NewClient(opts)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := client.Ping(ctx).Err(); err != nil {
-		_ = client.Close()
+	if err := reachable(url); err != nil {
 		if os.Getenv(EnvRequire) == "1" {
 			t.Fatalf("redistest: Redis at %s unreachable and %s=1: %v", url, EnvRequire, err)
 		}
 		t.Skipf("redistest: Redis at %s unreachable (set %s, or %s=1 to fail): %v", url, EnvURL, EnvRequire, err)
 	}
+	client = redis.NewClient(opts)
 	prefix = "egtest:" + strings.ReplaceAll(t.Name(), " ", "_") + ":" + randomHex(6) + ":"
 	t.Cleanup(func() {
 		defer client.Close()
@@ -98,6 +96,37 @@ func DeletePrefix(ctx context.Context, client redis.UniversalClient, prefix stri
 		return err
 	}
 	return flush()
+}
+
+var probe struct {
+	once sync.Once
+	url  string
+	err  error
+}
+
+// reachable pings the server once per process (with a short timeout and no retries), so that
+// every test of an unreachable server skips at once.
+func reachable(url string) error {
+	probe.once.Do(func() {
+		probe.url = url
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			probe.err = err
+			return
+		}
+		opts.DialTimeout = 2 * time.Second
+		opts.DialerRetries = 1
+		opts.MaxRetries = -1
+		c := redis.NewClient(opts)
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		probe.err = c.Ping(ctx).Err()
+	})
+	if probe.url != url {
+		return fmt.Errorf("redistest: %s changed during the run", EnvURL)
+	}
+	return probe.err
 }
 
 // escapeGlob escapes the characters SCAN MATCH treats specially.
