@@ -26,7 +26,9 @@ func openSSE(t *testing.T, ts *httptest.Server) *http.Response {
 	return resp
 }
 
-func wsURL(ts *httptest.Server) string { return "ws" + strings.TrimPrefix(ts.URL, "http") + "/api/v1/ws" }
+func wsURL(ts *httptest.Server) string {
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/api/v1/ws"
+}
 
 // rejected checks the next SSE and WebSocket attempts are both refused with status and code.
 func rejected(t *testing.T, ts *httptest.Server, status int, code string) {
