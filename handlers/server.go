@@ -25,6 +25,9 @@ type Config struct {
 	// WriteTimeout bounds each write to a client; a client that accepts nothing for this long is
 	// disconnected (default 10s). It is per write, never per response, so streams live on.
 	WriteTimeout time.Duration
+	// DrainSpread spreads the shutdown of open streams over this long after Drain (default 0: at
+	// once), so clients do not all reconnect in the same instant.
+	DrainSpread time.Duration
 	// MaxEventBytes caps one event's size (default 65536).
 	MaxEventBytes int
 	// MaxBodyBytes caps a publish request body (default 8 MiB).

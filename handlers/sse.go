@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -47,6 +48,25 @@ func (s *Server) appendShutdown(b []byte) []byte {
 	return appendRetry(b, jitter)
 }
 
+// subscribe subscribes, waiting at most a few seconds for the hub's reader to start.
+func (s *Server) subscribe(ctx context.Context, f streams.Filter, start streams.Start) (*streams.Subscription, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	sub, err := s.hub.Subscribe(ctx, f, start)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the event log is not readable yet", streams.ErrUnavailable)
+	}
+	return sub, nil
+}
+
+// drainDelay spreads the end of streams over DrainSpread, so clients do not reconnect as one wave.
+func (s *Server) drainDelay() <-chan time.Time {
+	if s.cfg.DrainSpread <= 0 {
+		return time.After(0)
+	}
+	return time.After(rand.N(s.cfg.DrainSpread))
+}
+
 // resumeStart reads the resume position: Last-Event-ID header first, then since, then
 // last_event_id. Absent means live.
 func resumeStart(c *gin.Context) (streams.Start, error) {
@@ -84,9 +104,17 @@ func (s *Server) stream(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	sub, err := s.hub.Subscribe(ctx, filter, start)
+	sub, err := s.subscribe(ctx, filter, start)
 	if err != nil {
-		return // the client went away before the reader started
+		if ctx.Err() == nil {
+			// The log reader has not started (the store is down since start-up). Answer 200 and
+			// ask the client to come back: EventSource gives up for good on a non-200.
+			sseHeaders(w.Header())
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(appendRetry([]byte(": store unavailable\n"), s.cfg.Retry))
+			_ = rc.Flush()
+		}
+		return
 	}
 	defer sub.Close()
 
@@ -117,12 +145,15 @@ func (s *Server) stream(c *gin.Context) {
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
 	var retryRead <-chan time.Time // set while the store fails during catch-up
+	draining, drainNow := s.draining, (<-chan time.Time)(nil)
 	events := make([]*streams.Event, 0, 64)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.draining:
+		case <-draining:
+			draining, drainNow = nil, s.drainDelay()
+		case <-drainNow:
 			buf = s.appendShutdown(buf)
 			write()
 			reason = "shutdown"

@@ -102,8 +102,9 @@ func (s *Server) websocket(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: origin %q is not allowed", errForbidden, c.GetHeader("Origin")))
 		return
 	}
-	sub, err := s.hub.Subscribe(c.Request.Context(), filter, start)
+	sub, err := s.subscribe(c.Request.Context(), filter, start)
 	if err != nil {
+		s.fail(c, err)
 		return
 	}
 	conn, err := s.upgrader().Upgrade(c.Writer, c.Request, nil)
@@ -171,6 +172,7 @@ func (w *wsConn) write() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var retryRead <-chan time.Time
+	draining, drainNow := w.s.draining, (<-chan time.Time)(nil)
 	events := make([]*streams.Event, 0, 64)
 	deliver := func() bool {
 		var err error
@@ -192,7 +194,9 @@ func (w *wsConn) write() {
 		case <-w.done:
 			w.closeCode, w.reason = w.readCode, w.readReason
 			return
-		case <-w.s.draining:
+		case <-draining:
+			draining, drainNow = nil, w.s.drainDelay()
+		case <-drainNow:
 			w.closeCode, w.reason = websocket.CloseServiceRestart, "shutdown"
 			return
 		case <-ping.C:

@@ -106,8 +106,14 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	stop() // a second signal now ends the process at once (Go's default behaviour)
 	logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	began := time.Now()
 	srv.Drain()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	// Keep the listener open while streams end (spread over half the grace): /readyz answers 503
+	// and a new SSE request gets 200 + retry + shutdown rather than a refused connection.
+	for srv.Active() > 0 && time.Since(began) < cfg.ShutdownGrace*3/4 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	shutdownCtx, cancel := context.WithDeadline(context.Background(), began.Add(cfg.ShutdownGrace))
 	defer cancel()
 	code := 0
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
@@ -145,6 +151,7 @@ func openStore(cfg config, logger *slog.Logger) (backend, func(), error) {
 	if err != nil {
 		return backend{}, nil, err
 	}
+	redis.SetLogger(redisLogger{logger})
 	client := redis.NewClient(opts)
 	// The reader's blocking XREAD gets a client of its own so it never holds a pooled connection
 	// that publishers need.
@@ -157,6 +164,14 @@ func openStore(cfg config, logger *slog.Logger) (backend, func(), error) {
 	leases := store.NewRedisLeases(client, cfg.StreamKey+":", cfg.LeaseTTL, logger)
 	return backend{name: "redis", durable: true, log: log, receipts: store.NewRedisReceipts(client, cfg.StreamKey+":"),
 		leases: leases, background: leases.Run}, closeAll, nil
+}
+
+// redisLogger sends go-redis's internal messages (dial failures, pool notices) to slog, so the
+// log stays one JSON object per line.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
