@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks, as `go tool task bench` runs them. Loopback only; Redis found or started as in tests.
+# EVENTGATE_BENCH_CONNS (default 10000) and EVENTGATE_BENCH_SECONDS (default 5) size the load runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,4 +9,7 @@ eval "$(bash .ci/redis.sh)"
 set +a
 trap '[ -z "${EVENTGATE_TEST_REDIS_PIDFILE:-}" ] || bash .ci/redis.sh stop "$EVENTGATE_TEST_REDIS_PIDFILE"' EXIT
 
+# Core, framing and store micro-benchmarks.
 go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-2s}" ./streams/ ./handlers/ ./store/
+# Loopback load against the real binary: memory per idle connection, broadcast latency.
+go test -run '^$' -bench . -benchtime 1x -timeout 30m ./cmd/eventgate/

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Loopback load benchmarks against the real binary (go tool task bench). They report figures
+// rather than assert them. EVENTGATE_BENCH_CONNS sets the number of connections (default 10000).
+
+func benchConns() int {
+	if n, err := strconv.Atoi(os.Getenv("EVENTGATE_BENCH_CONNS")); err == nil && n > 0 {
+		return n
+	}
+	return 10000
+}
+
+// benchServer starts eventgate with limits opened up for load, and returns its URL and pid.
+func benchServer(b *testing.B) (string, int) {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(binPath)
+	cmd.Env = processEnv(map[string]string{
+		"EVENTGATE_ADDR": addr, "EVENTGATE_LOG_LEVEL": "error", "EVENTGATE_AUTH": "none",
+		"EVENTGATE_MAX_CONNECTIONS": "100000", "EVENTGATE_MAX_CONNECTIONS_PER_IP": "100000",
+		"EVENTGATE_CONNECT_RATE": "1000000-S", "EVENTGATE_PUBLISH_RATE": "1000000-S",
+		"EVENTGATE_HEARTBEAT": "60s", "EVENTGATE_RETENTION": "100000",
+	})
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	url := "http://" + addr
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if resp, err := http.Get(url + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("eventgate did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return url, cmd.Process.Pid
+}
+
+// rssBytes reads a process's resident set size.
+func rssBytes(b *testing.B, pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
+
+// openAll opens n connections with 64 dialers at a time; open returns a closer.
+func openAll(b *testing.B, n int, open func() (func(), error)) []func() {
+	closers := make([]func(), n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, 1)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := open()
+			if err != nil {
+				select {
+				case errs <- err:
+				default:
+				}
+				return
+			}
+			closers[i] = c
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatalf("opening connections: %v", err)
+	default:
+	}
+	return closers
+}
+
+var benchTransport = &http.Transport{Proxy: nil, MaxIdleConnsPerHost: -1, DisableKeepAlives: false}
+
+// openSSE opens a stream and returns once its retry: preamble arrived (the server has subscribed).
+func openSSEConn(url string, onLine func(string)) (func(), error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/api/v1/stream", nil)
+	resp, err := benchTransport.RoundTrip(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		cancel()
+		return nil, fmt.Errorf("stream: %d", resp.StatusCode)
+	}
+	r := bufio.NewReaderSize(resp.Body, 4096)
+	if _, err := r.ReadString('\n'); err != nil {
+		cancel()
+		return nil, err
+	}
+	if onLine != nil {
+		go func() {
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				onLine(line)
+			}
+		}()
+	}
+	return func() { cancel(); resp.Body.Close() }, nil
+}
+
+func openWSConn(url string) (func(), error) {
+	d := websocket.Dialer{ReadBufferSize: 512, WriteBufferSize: 512}
+	conn, _, err := d.Dial("ws"+strings.TrimPrefix(url, "http")+"/api/v1/ws", nil)
+	if err != nil {
+		return nil, err
+	}
+	return func() { conn.Close() }, nil
+}
+
+// BenchmarkIdleConnections reports the server's resident memory per idle connection.
+func BenchmarkIdleConnections(b *testing.B) {
+	for _, tr := range []string{"sse", "websocket"} {
+		b.Run(tr, func(b *testing.B) {
+			n := benchConns()
+			for b.Loop() {
+				url, pid := benchServer(b)
+				before := rssBytes(b, pid)
+				closers := openAll(b, n, func() (func(), error) {
+					if tr == "sse" {
+						return openSSEConn(url, nil)
+					}
+					return openWSConn(url)
+				})
+				time.Sleep(2 * time.Second) // let the server settle before reading its RSS
+				after := rssBytes(b, pid)
+				b.ReportMetric(float64(after-before)/float64(n), "bytes/conn")
+				b.ReportMetric(float64(n), "conns")
+				for _, c := range closers {
+					c()
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBroadcast connects N SSE subscribers, publishes one event every 10ms for
+// EVENTGATE_BENCH_SECONDS (default 5), and reports delivery completeness and the
+// publish-to-delivery latency (append time in the id → arrival at the client).
+func BenchmarkBroadcast(b *testing.B) {
+	n := benchConns()
+	seconds := 5
+	if s, err := strconv.Atoi(os.Getenv("EVENTGATE_BENCH_SECONDS")); err == nil && s > 0 {
+		seconds = s
+	}
+	for b.Loop() {
+		url, _ := benchServer(b)
+		var mu sync.Mutex
+		var lat []time.Duration
+		received := 0
+		closers := openAll(b, n, func() (func(), error) {
+			return openSSEConn(url, func(line string) {
+				v, ok := strings.CutPrefix(line, "id: ")
+				if !ok {
+					return
+				}
+				ms, _ := strconv.ParseInt(strings.SplitN(v, "-", 2)[0], 10, 64)
+				d := time.Since(time.UnixMilli(ms))
+				mu.Lock()
+				lat = append(lat, d)
+				received++
+				mu.Unlock()
+			})
+		})
+		events := seconds * 100
+		tick := time.NewTicker(10 * time.Millisecond)
+		body := `{"type":"queue.status","data":{"pending":1,"active":2}}`
+		for range events {
+			<-tick.C
+			resp, err := http.Post(url+"/api/v1/events", "application/json", strings.NewReader(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		tick.Stop()
+		want := events * n
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			mu.Lock()
+			done := received >= want
+			mu.Unlock()
+			if done {
+				break
+			}
+		}
+		mu.Lock()
+		slices.Sort(lat)
+		if len(lat) > 0 {
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		}
+		b.ReportMetric(float64(received)/float64(want)*100, "%delivered")
+		b.ReportMetric(float64(n), "subscribers")
+		mu.Unlock()
+		for _, c := range closers {
+			c()
+		}
+	}
+}
