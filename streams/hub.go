@@ -104,9 +104,15 @@ func (h *Hub) Run(ctx context.Context) error {
 			continue
 		}
 		backoff.reset()
-		if page.Next != after {
-			h.dispatch(page.Events, page.Next)
+		if page.Next == after {
+			// Idle: check the log did not go back in time (a Redis restart without persistence).
+			// If it did, start over from its end and let every subscriber resync.
+			if b, err := h.log.Bounds(ctx); err == nil && b.Last.Less(after) {
+				h.reset(b.Last)
+			}
+			continue
 		}
+		h.dispatch(page.Events, page.Next)
 	}
 }
 
@@ -138,6 +144,19 @@ func (h *Hub) dispatch(events []*Event, next ID) {
 	}
 	h.last = next
 	h.opts.Observer.Dispatched(events)
+}
+
+// reset handles a log that went back in time: the reader continues from last, and every
+// subscription re-reads the log, where its position is unknown: it gets a resync.
+func (h *Hub) reset(last ID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.opts.Logger.Warn("the log was reset or lost; subscribers will resync", "was", h.last.String(), "now", last.String())
+	h.last = last
+	for s := range h.subs {
+		s.overflow.Store(true)
+		s.signal()
+	}
 }
 
 // Subscribe registers a subscription with filter f starting at start. A resume position is

@@ -3,6 +3,7 @@ package streams_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,4 +227,88 @@ func TestManySubscribersConcurrent(t *testing.T) {
 	if n := h.Len(); n != 0 {
 		t.Fatalf("%d subscriptions left open", n)
 	}
+}
+
+// swappableLog lets a test take the store down and bring back an empty one (a Redis restart
+// without persistence).
+type swappableLog struct {
+	mu   sync.Mutex
+	log  *store.Memory
+	down bool
+}
+
+func (l *swappableLog) get() (*store.Memory, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.down {
+		return nil, streams.ErrUnavailable
+	}
+	return l.log, nil
+}
+
+func (l *swappableLog) Append(ctx context.Context, d []streams.Draft) ([]streams.ID, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.Append(ctx, d)
+}
+
+func (l *swappableLog) Read(ctx context.Context, after streams.ID, n int) (streams.Page, error) {
+	m, err := l.get()
+	if err != nil {
+		return streams.Page{}, err
+	}
+	return m.Read(ctx, after, n)
+}
+
+func (l *swappableLog) Bounds(ctx context.Context) (streams.Bounds, error) {
+	m, err := l.get()
+	if err != nil {
+		return streams.Bounds{}, err
+	}
+	return m.Bounds(ctx)
+}
+
+func (l *swappableLog) Tail(ctx context.Context, after streams.ID, n int) (streams.Page, error) {
+	m, err := l.get()
+	if err != nil {
+		return streams.Page{Next: after}, err
+	}
+	return m.Tail(ctx, after, n)
+}
+
+func (l *swappableLog) set(m *store.Memory, down bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.log, l.down = m, down
+}
+
+func TestLogResetResyncsLiveSubscribers(t *testing.T) {
+	t.Parallel()
+	first := store.NewMemory(100)
+	first.SetPoll(20 * time.Millisecond)
+	log := &swappableLog{log: first}
+	h := streams.NewHub(log, streams.HubOptions{Buffer: 8})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = h.Run(ctx) }()
+	sub, err := h.Subscribe(ctx, streams.Filter{}, streams.Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ids := appendN(t, log, 3)
+	wantIDs(t, collect(t, sub, 3), ids)
+
+	log.set(nil, true) // the store goes away …
+	fresh := store.NewMemory(100)
+	fresh.SetPoll(20 * time.Millisecond)
+	log.set(fresh, false) // … and comes back empty
+	got := collect(t, sub, 1)
+	if got[0].Type != streams.TypeResync || !strings.Contains(string(got[0].JSON), streams.ReasonUnknown) {
+		t.Fatalf("got %s %s, want a position_unknown resync", got[0].Type, got[0].JSON)
+	}
+	ids = appendN(t, log, 2)
+	wantIDs(t, collect(t, sub, 2), ids)
 }
