@@ -1,8 +1,11 @@
 package handlers
 
 import (
+	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"errors"
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -21,6 +24,18 @@ type connInfo struct {
 	opened    time.Time
 	sent      int
 	release   func() // frees the connection's slots; nil when none were taken
+
+	// Metrics, resolved at open so that delivery does no label lookup.
+	tm       *transportMetrics
+	openedMS uint64 // opened in Unix ms: events appended since are live deliveries
+	// resumePending: the connection asked for a position; the first successful read from the log
+	// tells whether it resumed or needed a resync.
+	resumePending bool
+	// observeHTTP: the request's duration is observed at close (WebSocket), from started.
+	observeHTTP bool
+	method      string
+	route       string
+	started     time.Time
 }
 
 // openConn logs a connection's start and returns its record.
@@ -31,6 +46,24 @@ func (s *Server) openConn(c *gin.Context, transport string, f streams.Filter, st
 	}
 	if info.id == "" {
 		info.id = connID()
+	}
+	info.tm = s.metrics.transport(transport)
+	info.openedMS = uint64(info.opened.UnixMilli())
+	info.tm.opened.Inc()
+	info.tm.active.Inc()
+	if start.Live {
+		info.tm.resumes[resumeLive].Inc()
+	} else {
+		info.resumePending = true
+	}
+	if transport == transportWS {
+		// The handler returns after the upgrade: observe the request when the connection ends.
+		info.observeHTTP, info.method, info.route = true, c.Request.Method, c.FullPath()
+		info.started = info.opened
+		if t, ok := c.Get(ctxStarted); ok {
+			info.started, _ = t.(time.Time)
+		}
+		c.Set(ctxObserveLater, true)
 	}
 	if v, ok := c.Get(ctxRelease); ok {
 		info.release, _ = v.(func())
@@ -45,14 +78,65 @@ func (s *Server) openConn(c *gin.Context, transport string, f streams.Filter, st
 	return info
 }
 
-// close frees the connection's slots and logs its end. Call once.
+// delivered records a batch returned by the subscription's Next (before or as it is written) and
+// the read error, if any: events sent, events delivered and their publish-to-delivery latency
+// (only for events appended while the connection was open: a replay of history is not latency),
+// the resume outcome, and store errors. Writer goroutine only; no allocation.
+func (i *connInfo) delivered(evs []*streams.Event, err error) {
+	i.sent += len(evs)
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			i.s.metrics.storeErr(storeErrCatchUp)
+		}
+	} else if i.resumePending {
+		i.resumePending = false
+		outcome := resumeResumed
+		if len(evs) > 0 && evs[0].Control && evs[0].Type == streams.TypeResync {
+			outcome = resumeResync
+		}
+		i.tm.resumes[outcome].Inc()
+	}
+	var nowMS uint64 // read once per batch, and only when an event needs it
+	n := 0
+	for _, e := range evs {
+		if e.Control {
+			continue
+		}
+		n++
+		if e.ID.MS >= i.openedMS {
+			if nowMS == 0 {
+				nowMS = uint64(time.Now().UnixMilli())
+			}
+			var lag uint64
+			if nowMS > e.ID.MS { // the log's clock may be ahead of ours
+				lag = nowMS - e.ID.MS
+			}
+			i.tm.latency.Observe(float64(lag) / 1000)
+		}
+	}
+	if n > 0 {
+		i.tm.delivered.Add(float64(n))
+	}
+}
+
+// close records and logs the connection's end, then frees its slots (so that once Server.Active
+// has dropped, the metrics and the log line are written). Call once.
 func (i *connInfo) close(reason string) {
-	if i.release != nil {
-		i.release()
+	i.tm.active.Dec()
+	closed, ok := i.tm.closed[reason]
+	if !ok {
+		closed = i.tm.closed["other"]
+	}
+	closed.Inc()
+	if i.observeHTTP {
+		i.s.metrics.observeRequest(i.method, i.route, http.StatusSwitchingProtocols, time.Since(i.started))
 	}
 	i.s.log.Info("connection closed", "conn", i.id, "transport", i.transport, "client_ip", i.clientIP,
 		"subject", i.subject, "duration", time.Since(i.opened).Round(time.Millisecond).String(),
 		"events_sent", i.sent, "reason", reason)
+	if i.release != nil {
+		i.release()
+	}
 }
 
 // Keys of values that middleware leaves on the gin context for the streaming handlers.

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/webhooks"
 )
 
 // Errors the handlers raise themselves; domain errors come from streams.
@@ -37,13 +38,18 @@ var errorTable = []struct {
 	{streams.ErrInvalidEvent, http.StatusBadRequest, "invalid_event", true, ""},
 	{streams.ErrInvalidPosition, http.StatusBadRequest, "invalid_position", true, ""},
 	{streams.ErrInvalidFilter, http.StatusBadRequest, "invalid_filter", true, ""},
+	{webhooks.ErrInvalidURL, http.StatusBadRequest, "invalid_webhook_url", true, ""},
+	{webhooks.ErrInvalid, http.StatusBadRequest, "invalid_webhook", true, ""},
+	{streams.ErrWebhookNotFound, http.StatusNotFound, "not_found", true, ""},
 	{errBadRequest, http.StatusBadRequest, "bad_request", true, ""},
+	{errUnauthorized, http.StatusUnauthorized, "unauthorized", true, ""},
 	{errForbidden, http.StatusForbidden, "forbidden", true, ""},
 	{errNotFound, http.StatusNotFound, "not_found", true, ""},
 	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed", true, ""},
 	{errIdempotencyInUse, http.StatusConflict, "idempotency_key_in_use", true, ""},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "payload_too_large", true, ""},
 	{errTooManyConnections, http.StatusTooManyRequests, "too_many_connections", true, ""},
+	{errRateLimited, http.StatusTooManyRequests, "rate_limited", true, ""},
 	{errOverloaded, http.StatusServiceUnavailable, "overloaded", true, ""},
 	{errDraining, http.StatusServiceUnavailable, "draining", false, "The server is shutting down; retry on another instance."},
 	{streams.ErrUnavailable, http.StatusServiceUnavailable, "store_unavailable", false, "The event store is unavailable; retry later."},
@@ -83,8 +89,14 @@ func (s *Server) fail(c *gin.Context, err error) {
 			break
 		}
 	}
+	if errors.Is(err, streams.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		s.metrics.storeErr(storeErrRequest)
+	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.Error("request failed", "route", c.FullPath(), "status", status, "err", err)
+	}
+	if status == http.StatusUnauthorized && c.Writer.Header().Get("WWW-Authenticate") == "" {
+		c.Header("WWW-Authenticate", "Bearer") // RFC 6750; requireScope sets a fuller challenge
 	}
 	if status == http.StatusServiceUnavailable && c.Writer.Header().Get("Retry-After") == "" {
 		c.Header("Retry-After", "1")

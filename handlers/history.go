@@ -48,6 +48,9 @@ func (s *Server) history(c *gin.Context) {
 		limit = n
 	}
 	filter, err := streams.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	if err == nil {
+		filter, err = grantFilter(filter, principalOf(c)) // a page never shows an ungranted topic
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

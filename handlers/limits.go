@@ -23,6 +23,7 @@ const (
 func (s *Server) admit(c *gin.Context) {
 	if s.active.Add(1) > int64(s.cfg.MaxConnections) {
 		s.active.Add(-1)
+		s.reject(c, RejectMaxConnections)
 		c.Header("Retry-After", "5")
 		s.fail(c, fmt.Errorf("%w: this instance holds its maximum of %d connections", errOverloaded, s.cfg.MaxConnections))
 		return
@@ -34,10 +35,12 @@ func (s *Server) admit(c *gin.Context) {
 		// Fail open: a lease store outage must not take streaming down; the per-instance cap
 		// still bounds the damage.
 		s.log.Warn("connection lease unavailable; admitting without per-IP check", "err", err)
+		s.metrics.storeErr(storeErrLeases)
 		ok, leased = true, false
 	}
 	if !ok {
 		s.active.Add(-1)
+		s.reject(c, RejectMaxConnectionsPerIP)
 		c.Header("Retry-After", "5")
 		s.fail(c, fmt.Errorf("%w: at most %d concurrent connections per client", errTooManyConnections, s.cfg.MaxConnectionsPerIP))
 		return

@@ -48,6 +48,7 @@ func (s *Server) publish(c *gin.Context) {
 			s.fail(c, fmt.Errorf("%w: Idempotency-Key must be 1 to 255 printable ASCII characters", errBadRequest))
 			return
 		}
+		key = subjectScoped(c, key) // one subject cannot replay (or block) another's keys
 		prior, claimed, err := s.receipts.Claim(c, key, s.cfg.IdempotencyTTL)
 		if err != nil {
 			s.fail(c, err)
@@ -74,6 +75,7 @@ func (s *Server) publish(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.metrics.publishedEvents(drafts)
 	resp := publishResponse{IDs: make([]string, len(ids))}
 	for i, id := range ids {
 		resp.IDs[i] = id.String()

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/webhooks"
 )
 
 // Config holds the HTTP layer's settings. Zero values select the SPEC defaults.
@@ -44,6 +45,12 @@ type Config struct {
 	MaxConnectionsPerIP int
 	// TrustedProxies are CIDRs whose X-Forwarded-For / X-Real-IP are believed (default none).
 	TrustedProxies []string
+	// Auth verifies bearer tokens on the API routes; nil disables authentication (only
+	// EVENTGATE_AUTH=none does that at the binary level).
+	Auth *Verifier
+	// ExternalMetrics means /metrics is served on a listener of its own (EVENTGATE_METRICS_ADDR,
+	// with Metrics.Handler) and not by Handler.
+	ExternalMetrics bool
 }
 
 func (c *Config) defaults() {
@@ -83,9 +90,20 @@ type Deps struct {
 	Hub      *streams.Hub
 	Log      streams.Log
 	Receipts streams.Receipts
-	Leases   streams.Leases
-	Store    Pinger
-	Logger   *slog.Logger
+	// Jobs holds job and queue state folded from the log (SPEC §5).
+	Jobs   streams.JobStore
+	Leases streams.Leases
+	Store  Pinger
+	Logger *slog.Logger
+	// ConnectLimiter charges each /stream and /ws request to its client IP (EVENTGATE_CONNECT_RATE);
+	// PublishLimiter each publish to its token subject (EVENTGATE_PUBLISH_RATE). Optional: nil
+	// admits everything.
+	ConnectLimiter, PublishLimiter streams.RateLimiter
+	// Metrics is the metric set (nil: a fresh one, seen only on this server's /metrics). Pass the
+	// same set to the hub (HubOptions.Observer) and the store (RedisOptions.OnInvalid).
+	Metrics *Metrics
+	// Webhooks is the webhook management service (SPEC §5); nil leaves its routes out.
+	Webhooks *webhooks.Service
 }
 
 // Server serves eventgate's HTTP API. Its methods are safe for concurrent use.
@@ -95,10 +113,15 @@ type Server struct {
 	log      *slog.Logger
 	events   streams.Log
 	receipts streams.Receipts
+	jobs     streams.JobStore
 	leases   streams.Leases
 	store    Pinger
+	metrics  *Metrics
+	webhooks *webhooks.Service
 	active   atomic.Int64 // streaming connections held
-	engine   *gin.Engine
+	// connectRate and publishRate are the rate-limited routes (handlers/ratelimit.go).
+	connectRate, publishRate *rateRoute
+	engine                   *gin.Engine
 
 	drainOnce sync.Once
 	draining  chan struct{} // closed when the server starts draining
@@ -110,9 +133,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
+	if deps.Metrics == nil {
+		deps.Metrics = NewMetrics()
+	}
 	s := &Server{
-		cfg: cfg, hub: deps.Hub, log: deps.Logger, events: deps.Log, receipts: deps.Receipts, leases: deps.Leases,
-		store: deps.Store, draining: make(chan struct{}),
+		cfg: cfg, hub: deps.Hub, log: deps.Logger, events: deps.Log, receipts: deps.Receipts, jobs: deps.Jobs, leases: deps.Leases,
+		store: deps.Store, metrics: deps.Metrics, webhooks: deps.Webhooks, draining: make(chan struct{}),
+		connectRate: &rateRoute{name: RouteConnect, limiter: deps.ConnectLimiter, key: connectKey, failOpen: connectFailOpen},
+		publishRate: &rateRoute{name: RoutePublish, limiter: deps.PublishLimiter, key: publishKey, failOpen: publishFailOpen},
 	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -122,7 +150,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	e.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
 	e.HandleMethodNotAllowed = true
-	e.Use(s.recover)
+	e.Use(s.metrics.observeHTTP, s.recover)
 	e.NoRoute(func(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: no route %s %s", errNotFound, c.Request.Method, c.Request.URL.Path))
 	})
@@ -132,11 +160,21 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/", s.console)                   // the live console page (console.go); open, holds no data
+	e.GET("/console/:file", s.consoleAsset) // its script, style sheet and icon
+	if !cfg.ExternalMetrics {
+		e.GET("/metrics", gin.WrapH(s.metrics.Handler())) // open: SPEC §5; keep it off public proxies
+	}
 	api := e.Group("/api/v1")
-	api.GET("/stream", s.admit, s.stream)
-	api.GET("/ws", s.admit, s.websocket)
-	api.POST("/events", s.publish)
-	api.GET("/events", s.history)
+	// Auth first, then the rate limit (per client IP / per subject), then the connection caps.
+	subscribe, connect := s.requireScope(ScopeSubscribe), s.rateLimit(s.connectRate)
+	api.GET("/stream", subscribe, connect, s.admit, s.stream)
+	api.GET("/ws", subscribe, connect, s.admit, s.websocket)
+	api.POST("/events", s.requireScope(ScopePublish), s.rateLimit(s.publishRate), s.publish)
+	api.GET("/events", subscribe, s.history)
+	api.GET("/jobs/:id", subscribe, s.job)
+	api.GET("/queue", subscribe, s.queue)
+	s.webhookRoutes(api)
 	s.engine = e
 	return s, nil
 }

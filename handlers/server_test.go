@@ -26,7 +26,7 @@ func newTestServer(t *testing.T, cfg Config) (*Server, *store.Memory) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hub.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	s, err := New(cfg, Deps{Hub: hub, Log: log, Receipts: store.NewMemoryReceipts(), Leases: store.NewMemoryLeases(), Store: log})
+	s, err := New(cfg, Deps{Hub: hub, Log: log, Receipts: store.NewMemoryReceipts(), Leases: store.NewMemoryLeases(), Jobs: store.NewMemoryJobs(time.Hour), Store: log})
 	if err != nil {
 		t.Fatal(err)
 	}

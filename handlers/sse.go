@@ -89,6 +89,9 @@ func (s *Server) stream(c *gin.Context) {
 		return
 	}
 	filter, err := streams.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	if err == nil {
+		filter, err = grantFilter(filter, principalOf(c))
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -96,6 +99,7 @@ func (s *Server) stream(c *gin.Context) {
 	w := c.Writer
 	rc := http.NewResponseController(w)
 	if s.isDraining() {
+		s.reject(c, RejectDraining)
 		// EventSource gives up for good on a non-200: answer 200 and ask it to come back later.
 		sseHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
@@ -107,6 +111,7 @@ func (s *Server) stream(c *gin.Context) {
 	sub, err := s.subscribe(ctx, filter, start)
 	if err != nil {
 		if ctx.Err() == nil {
+			s.reject(c, RejectStoreUnavailable)
 			// The log reader has not started (the store is down since start-up). Answer 200 and
 			// ask the client to come back: EventSource gives up for good on a non-200.
 			sseHeaders(w.Header())
@@ -144,6 +149,8 @@ func (s *Server) stream(c *gin.Context) {
 
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
+	expired, stopExpiry := principalOf(c).expiry() // nil channel when auth is off
+	defer stopExpiry()
 	var retryRead <-chan time.Time // set while the store fails during catch-up
 	draining, drainNow := s.draining, (<-chan time.Time)(nil)
 	events := make([]*streams.Event, 0, 64)
@@ -158,6 +165,12 @@ func (s *Server) stream(c *gin.Context) {
 			write()
 			reason = "shutdown"
 			return
+		case <-expired:
+			// The client reconnects with a fresh token and its last id (SPEC §2).
+			buf = append(buf, "event: auth_expired\ndata: {\"type\":\"auth_expired\"}\n\n"...)
+			write()
+			reason = "auth_expired"
+			return
 		case <-heartbeat.C:
 			buf = append(buf, ": ping\n\n"...)
 			if !write() {
@@ -165,11 +178,11 @@ func (s *Server) stream(c *gin.Context) {
 			}
 		case <-retryRead:
 			retryRead = nil
-			if !s.deliver(ctx, sub, &events, &buf, &info.sent, &retryRead) || !write() {
+			if !s.deliver(ctx, sub, &events, &buf, info, &retryRead) || !write() {
 				return
 			}
 		case <-sub.Ready():
-			if !s.deliver(ctx, sub, &events, &buf, &info.sent, &retryRead) || !write() {
+			if !s.deliver(ctx, sub, &events, &buf, info, &retryRead) || !write() {
 				return
 			}
 		}
@@ -178,13 +191,13 @@ func (s *Server) stream(c *gin.Context) {
 
 // deliver frames what the subscription has ready into buf. A store error while catching up keeps
 // the stream open and schedules another attempt; false only when ctx ended.
-func (s *Server) deliver(ctx context.Context, sub *streams.Subscription, events *[]*streams.Event, buf *[]byte, sent *int, retry *<-chan time.Time) bool {
+func (s *Server) deliver(ctx context.Context, sub *streams.Subscription, events *[]*streams.Event, buf *[]byte, info *connInfo, retry *<-chan time.Time) bool {
 	evs, err := sub.Next(ctx, (*events)[:0])
 	*events = evs
 	for _, e := range evs {
 		*buf = appendFrame(*buf, e)
 	}
-	*sent += len(evs)
+	info.delivered(evs, err)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return false

@@ -49,7 +49,12 @@ type wsConn struct {
 	// Owned by the writer.
 	closeCode int
 	reason    string
+	closeText string // the close frame's text when it differs from reason
 	info      *connInfo
+	// principal is the token's (nil with auth off); asked is the filter as the client asked for
+	// it, before the topic grants bound it (subscribe/unsubscribe actions edit it).
+	principal *Principal
+	asked     streams.Filter
 }
 
 func (s *Server) upgrader() *websocket.Upgrader {
@@ -89,12 +94,18 @@ func (s *Server) websocket(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	filter, err := streams.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	asked, err := streams.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	principal := principalOf(c)
+	var filter streams.Filter
+	if err == nil {
+		filter, err = grantFilter(asked, principal)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	if s.isDraining() {
+		s.reject(c, RejectDraining)
 		s.fail(c, errDraining)
 		return
 	}
@@ -104,6 +115,7 @@ func (s *Server) websocket(c *gin.Context) {
 	}
 	sub, err := s.subscribe(c.Request.Context(), filter, start)
 	if err != nil {
+		s.reject(c, RejectStoreUnavailable)
 		s.fail(c, err)
 		return
 	}
@@ -121,6 +133,8 @@ func (s *Server) websocket(c *gin.Context) {
 		closeCode: websocket.CloseNormalClosure,
 		readCode:  websocket.CloseNormalClosure,
 		info:      s.openConn(c, "websocket", filter, start),
+		principal: principal,
+		asked:     asked,
 	}
 	go w.read()
 	go w.write()
@@ -173,6 +187,8 @@ func (w *wsConn) write() {
 	defer cancel()
 	var retryRead <-chan time.Time
 	draining, drainNow := w.s.draining, (<-chan time.Time)(nil)
+	expired, stopExpiry := w.principal.expiry() // nil channel when auth is off
+	defer stopExpiry()
 	events := make([]*streams.Event, 0, 64)
 	deliver := func() bool {
 		var err error
@@ -182,7 +198,7 @@ func (w *wsConn) write() {
 				return false
 			}
 		}
-		w.info.sent += len(events)
+		w.info.delivered(events, err)
 		if err != nil {
 			w.s.log.Warn("catch-up read failed; retrying", "err", err)
 			retryRead = time.After(time.Second)
@@ -198,6 +214,10 @@ func (w *wsConn) write() {
 			draining, drainNow = nil, w.s.drainDelay()
 		case <-drainNow:
 			w.closeCode, w.reason = websocket.CloseServiceRestart, "shutdown"
+			return
+		case <-expired:
+			// The client reconnects with a fresh token and its last id (SPEC §3).
+			w.closeCode, w.reason, w.closeText = websocket.ClosePolicyViolation, "auth_expired", "token expired"
 			return
 		case <-ping.C:
 			if err := w.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(w.s.cfg.WriteTimeout)); err != nil {
@@ -255,10 +275,15 @@ func (w *wsConn) handle(a wsAction) bool {
 	case "ping":
 		return w.sendJSON(map[string]string{"type": "pong"})
 	case "subscribe", "unsubscribe":
-		f, since, err := w.nextFilter(a)
+		asked, since, err := w.nextFilter(a)
+		var f streams.Filter
+		if err == nil {
+			f, err = grantFilter(asked, w.principal)
+		}
 		if err != nil {
 			return w.sendJSON(wsError{Type: "error", Code: codeOf(err), Message: err.Error()})
 		}
+		w.asked = asked
 		w.sub.Change(f, since)
 		types := f.Types
 		if types == nil {
@@ -272,14 +297,29 @@ func (w *wsConn) handle(a wsAction) bool {
 	}
 }
 
+// everything is what "every topic" means on this connection: "*", or the token's topic grants.
+func (w *wsConn) everything() []string {
+	if w.principal == nil || w.principal.Topics == nil {
+		return []string{"*"}
+	}
+	out := make([]string, len(w.principal.Topics))
+	for i, p := range w.principal.Topics {
+		out[i] = p.String()
+	}
+	return out
+}
+
 // nextFilter computes the filter after a subscribe (union) or unsubscribe (removal) action.
 func (w *wsConn) nextFilter(a wsAction) (streams.Filter, *streams.ID, error) {
-	cur := w.sub.Filter()
+	cur := w.asked
 	topics := cur.TopicStrings()
+	if len(cur.Topics) == 0 && !cur.Nothing {
+		topics = w.everything()
+	}
 	if len(cur.Topics) == 0 && a.Action == "subscribe" {
 		topics = nil // "everything" plus more is still everything, but an explicit list replaces the implicit "*"
 		if len(a.Topics) == 0 {
-			topics = []string{"*"}
+			topics = w.everything()
 		}
 	}
 	types := cur.Types
@@ -321,7 +361,11 @@ func (w *wsConn) nextFilter(a wsAction) (streams.Filter, *streams.ID, error) {
 func (w *wsConn) finish() {
 	close(w.stopped)
 	w.sub.Close()
-	msg := websocket.FormatCloseMessage(w.closeCode, w.reason)
+	text := w.reason
+	if w.closeText != "" {
+		text = w.closeText
+	}
+	msg := websocket.FormatCloseMessage(w.closeCode, text)
 	_ = w.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	_ = w.conn.Close()
 	<-w.done

@@ -87,15 +87,17 @@ const (
 const TypeResync = "resync"
 
 type resyncBody struct {
-	Type      string `json:"type"`
-	Reason    string `json:"reason"`
-	Requested string `json:"requested"`
-	Oldest    string `json:"oldest"`
+	Type      string      `json:"type"`
+	Reason    string      `json:"reason"`
+	Requested string      `json:"requested"`
+	Oldest    string      `json:"oldest"`
+	Queue     *QueueState `json:"queue,omitempty"`
 }
 
 // NewResync builds a resync control event: the log could not vouch for requested; delivery
-// continues after position at, and oldest is the oldest event still held.
-func NewResync(reason string, requested, oldest, at ID) *Event {
-	b, _ := json.Marshal(resyncBody{Type: TypeResync, Reason: reason, Requested: requested.String(), Oldest: oldest.String()})
+// continues after position at, and oldest is the oldest event still held. queue, when known, is
+// the latest queue.status, so a client can refresh without another request.
+func NewResync(reason string, requested, oldest, at ID, queue *QueueState) *Event {
+	b, _ := json.Marshal(resyncBody{Type: TypeResync, Reason: reason, Requested: requested.String(), Oldest: oldest.String(), Queue: queue})
 	return &Event{ID: at, Type: TypeResync, JSON: b, Control: true}
 }

@@ -18,6 +18,8 @@ type HubOptions struct {
 	Logger *slog.Logger
 	// Observer receives counters for metrics (default: none).
 	Observer Observer
+	// Queue, when set, supplies the latest queue.status carried by resync events.
+	Queue func(ctx context.Context) (QueueState, bool, error)
 }
 
 // Observer receives the hub's events for metrics. Implementations must be safe for concurrent use
@@ -144,6 +146,18 @@ func (h *Hub) dispatch(events []*Event, next ID) {
 	}
 	h.last = next
 	h.opts.Observer.Dispatched(events)
+}
+
+// resync builds a resync control event for one subscriber and counts it.
+func (h *Hub) resync(ctx context.Context, reason string, requested, oldest, at ID) *Event {
+	h.opts.Observer.Resync(reason)
+	var queue *QueueState
+	if h.opts.Queue != nil {
+		if q, ok, err := h.opts.Queue(ctx); err == nil && ok {
+			queue = &q
+		}
+	}
+	return NewResync(reason, requested, oldest, at, queue)
 }
 
 // reset handles a log that went back in time: the reader continues from last, and every

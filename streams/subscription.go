@@ -154,14 +154,12 @@ func (s *Subscription) readLog(ctx context.Context, dst []*Event) ([]*Event, err
 	switch {
 	case b.Last.Less(s.pos):
 		// The log never reached pos: it was reset or lost. Continue from its end.
-		s.hub.opts.Observer.Resync(ReasonUnknown)
-		dst = append(dst, NewResync(ReasonUnknown, s.pos, b.First, b.Last))
+		dst = append(dst, s.hub.resync(ctx, ReasonUnknown, s.pos, b.First, b.Last))
 		s.pos = b.Last
 		s.signal()
 		return dst, nil
 	case s.pos.Less(b.MaxDeleted) && !s.fromOldest:
-		s.hub.opts.Observer.Resync(ReasonTruncated)
-		dst = append(dst, NewResync(ReasonTruncated, s.pos, b.First, b.MaxDeleted))
+		dst = append(dst, s.hub.resync(ctx, ReasonTruncated, s.pos, b.First, b.MaxDeleted))
 		s.pos = b.MaxDeleted
 	}
 	s.fromOldest = false

@@ -9,11 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eventgate/eventgate/streams"
 )
 
 // config is the process configuration, from EVENTGATE_* variables overridden by flags.
 type config struct {
 	Addr             string
+	MetricsAddr      string
 	RedisURL         string
 	StreamKey        string
 	Retention        int
@@ -29,8 +32,27 @@ type config struct {
 	MaxConns         int
 	MaxConnsPerIP    int
 	LeaseTTL         time.Duration
+	JobStateTTL      time.Duration
 	LogFormat        string
 	LogLevel         string
+
+	// Authentication and rate limits (cmd/eventgate/auth.go turns them into the verifier and
+	// limiters).
+	Auth             string
+	JWTSecret        string
+	JWTSecretFile    string
+	JWTPublicKeyFile string
+	JWTAudience      string
+	JWTIssuer        string
+	ConnectRate      streams.Rate
+	PublishRate      streams.Rate
+
+	WebhookAllowCIDRs    []netip.Prefix
+	WebhookAllowPorts    []uint16
+	WebhookRetrySchedule []time.Duration
+	WebhookTimeout       time.Duration
+	WebhookConcurrency   int
+	WebhookLeaseTTL      time.Duration
 }
 
 // setting is one configuration variable: its environment name, default, and parser.
@@ -42,6 +64,7 @@ type setting struct {
 func (c *config) settings() []setting {
 	return []setting{
 		{"EVENTGATE_ADDR", ":8080", "listen address", str(&c.Addr)},
+		{"EVENTGATE_METRICS_ADDR", "", "separate listen address for /metrics (then not served on EVENTGATE_ADDR); empty = on EVENTGATE_ADDR", str(&c.MetricsAddr)},
 		{"EVENTGATE_REDIS_URL", "", "redis:// or rediss:// URL; empty = in-process store (not durable)", redisURL(&c.RedisURL)},
 		{"EVENTGATE_STREAM_KEY", "eventgate:events", "Redis Stream key of the log", nonEmpty(&c.StreamKey)},
 		{"EVENTGATE_RETENTION", "100000", "events kept in the log", intRange(&c.Retention, 1, 1<<31-1)},
@@ -55,8 +78,23 @@ func (c *config) settings() []setting {
 		{"EVENTGATE_MAX_CONNECTIONS", "1000", "streaming connections per instance (503 beyond)", intRange(&c.MaxConns, 1, 1<<24)},
 		{"EVENTGATE_MAX_CONNECTIONS_PER_IP", "10", "streaming connections per client IP, across instances with Redis (429 beyond)", intRange(&c.MaxConnsPerIP, 1, 1<<24)},
 		{"EVENTGATE_CONN_LEASE_TTL", "30s", "how long a dead instance's per-IP connection count lingers (Redis)", duration(&c.LeaseTTL, time.Second)},
+		{"EVENTGATE_JOB_STATE_TTL", "168h", "how long a job's folded state is kept after its last event", duration(&c.JobStateTTL, time.Second)},
 		{"EVENTGATE_ALLOWED_ORIGINS", "", "comma-separated origins allowed on /api/v1/ws besides the same host; * for any", list(&c.AllowedOrigins)},
 		{"EVENTGATE_TRUSTED_PROXIES", "", "comma-separated CIDRs whose X-Forwarded-For is trusted", cidrs(&c.TrustedProxies)},
+		{"EVENTGATE_AUTH", "jwt", "jwt (a token on every API route) or none (authentication off; logged as a warning)", oneOf(&c.Auth, "jwt", "none")},
+		{"EVENTGATE_JWT_SECRET", "", "HS256 secret, at least 32 bytes (EVENTGATE_JWT_SECRET_FILE keeps it out of the environment)", str(&c.JWTSecret)},
+		{"EVENTGATE_JWT_SECRET_FILE", "", "file holding the HS256 secret (surrounding whitespace ignored)", str(&c.JWTSecretFile)},
+		{"EVENTGATE_JWT_PUBLIC_KEY_FILE", "", "PEM public key or certificate; RSA → RS256, P-256 → ES256, Ed25519 → EdDSA", str(&c.JWTPublicKeyFile)},
+		{"EVENTGATE_JWT_AUDIENCE", "", "if set, tokens must name it in aud", str(&c.JWTAudience)},
+		{"EVENTGATE_JWT_ISSUER", "", "if set, tokens must have it as iss", str(&c.JWTIssuer)},
+		{"EVENTGATE_CONNECT_RATE", "10-S", "new /stream and /ws requests per client IP, <n>-<S|M|H|D> or off (shared through Redis)", rate(&c.ConnectRate)},
+		{"EVENTGATE_PUBLISH_RATE", "1000-S", "publish requests per token subject, <n>-<S|M|H|D> or off (shared through Redis)", rate(&c.PublishRate)},
+		{"EVENTGATE_WEBHOOK_ALLOW_CIDRS", "", "comma-separated CIDRs webhooks may reach although the deny list covers them (internal receivers, tests)", cidrPrefixes(&c.WebhookAllowCIDRs)},
+		{"EVENTGATE_WEBHOOK_ALLOW_PORTS", "80,443,8080,8443", "comma-separated ports webhook URLs may use; * for any", ports(&c.WebhookAllowPorts)},
+		{"EVENTGATE_WEBHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h", "delays before each webhook retry (±20% jitter); after the last the delivery is failed", durations(&c.WebhookRetrySchedule, 10*time.Millisecond)},
+		{"EVENTGATE_WEBHOOK_TIMEOUT", "10s", "timeout of one webhook attempt (connect at most 5s of it)", duration(&c.WebhookTimeout, 100*time.Millisecond)},
+		{"EVENTGATE_WEBHOOK_CONCURRENCY", "4", "webhook attempts in flight per endpoint", intRange(&c.WebhookConcurrency, 1, 256)},
+		{"EVENTGATE_WEBHOOK_LEASE_TTL", "15s", "how long a dead instance keeps its webhook endpoints before another takes over (Redis)", duration(&c.WebhookLeaseTTL, time.Second)},
 		{"EVENTGATE_LOG_FORMAT", "auto", "json, text, or auto (text on a terminal)", oneOf(&c.LogFormat, "auto", "json", "text")},
 		{"EVENTGATE_LOG_LEVEL", "info", "debug, info, warn or error", oneOf(&c.LogLevel, "debug", "info", "warn", "error")},
 	}
@@ -181,5 +219,16 @@ func oneOf(p *string, allowed ...string) func(string) error {
 			}
 		}
 		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func rate(p *streams.Rate) func(string) error {
+	return func(v string) error {
+		r, err := streams.ParseRate(v)
+		if err != nil {
+			return err
+		}
+		*p = r
+		return nil
 	}
 }

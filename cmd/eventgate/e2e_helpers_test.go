@@ -126,11 +126,18 @@ func processEnv(env map[string]string) []string {
 var serverSeq atomic.Int32
 
 // startServer starts eventgate with the test defaults plus env and waits until /healthz is 200.
+// Unless env configures authentication (EVENTGATE_AUTH or a key), the server runs with
+// EVENTGATE_AUTH=none; unless env sets EVENTGATE_CONNECT_RATE, the connect rate is generous
+// (1000-S) so that tests opening many streams are not rate-limited by accident.
 // The process is killed at cleanup if still running; its stderr is dumped if the test failed.
 func startServer(t *testing.T, env map[string]string) *server {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		full := map[string]string{"EVENTGATE_ADDR": freeAddr(t), "EVENTGATE_LOG_FORMAT": "json", "EVENTGATE_HEARTBEAT": "1s"}
+		full := map[string]string{"EVENTGATE_ADDR": freeAddr(t), "EVENTGATE_LOG_FORMAT": "json", "EVENTGATE_HEARTBEAT": "1s",
+			"EVENTGATE_CONNECT_RATE": "1000-S"}
+		if !configuresAuth(env) {
+			full["EVENTGATE_AUTH"] = "none"
+		}
 		maps.Copy(full, env)
 		s := &server{t: t, name: fmt.Sprintf("eventgate#%d", serverSeq.Add(1)), addr: full["EVENTGATE_ADDR"],
 			stderr: &lockedBuffer{}, done: make(chan struct{}), cmd: exec.Command(binPath)}
@@ -157,6 +164,16 @@ func startServer(t *testing.T, env map[string]string) *server {
 		}
 		t.Fatalf("%s did not become healthy within %s (exited: %v)", s.name, startTimeout, s.exited())
 	}
+}
+
+// configuresAuth reports whether env sets EVENTGATE_AUTH or a token key.
+func configuresAuth(env map[string]string) bool {
+	for _, k := range []string{"EVENTGATE_AUTH", "EVENTGATE_JWT_SECRET", "EVENTGATE_JWT_SECRET_FILE", "EVENTGATE_JWT_PUBLIC_KEY_FILE"} {
+		if _, ok := env[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // waitHealthy polls /healthz until 200, the process exits or startTimeout passes. It only trusts

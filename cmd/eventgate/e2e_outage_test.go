@@ -25,6 +25,9 @@ func startPrivateRedis(t *testing.T) *privateRedis {
 	t.Helper()
 	bin := os.Getenv("EVENTGATE_TEST_REDIS_SERVER")
 	if bin == "" {
+		bin, _ = exec.LookPath("redis-server")
+	}
+	if bin == "" {
 		if os.Getenv("EVENTGATE_TEST_REQUIRE_REDIS") == "1" {
 			t.Fatal("EVENTGATE_TEST_REDIS_SERVER is not set (run the suite with `go tool task test`)")
 		}

@@ -25,6 +25,18 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "publish":
+			os.Exit(clientCommand(runPublishStd, os.Args[2:]))
+		case "tail":
+			os.Exit(clientCommand(runTailStd, os.Args[2:]))
+		case "token":
+			os.Exit(runToken(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+		case "dev-secret":
+			os.Exit(runDevSecret(os.Args[2:], os.Stderr))
+		}
+	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
 
@@ -38,20 +50,33 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "eventgate: invalid configuration: %v\n", err)
 		return 2
 	}
+	verifier, err := buildVerifier(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "eventgate: invalid configuration: %v\n", err)
+		return 2
+	}
 	logger := newLogger(cfg, stderr)
 	slog.SetDefault(logger)
+	if verifier == nil {
+		logger.Warn("EVENTGATE_AUTH=none: authentication is off; every route is open to anyone who can reach this address")
+	} else {
+		logger.Info("authentication on", "algorithm", verifier.Algorithm(), "connect_rate", cfg.ConnectRate.String(), "publish_rate", cfg.PublishRate.String())
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	backend, closeBackend, err := openStore(cfg, logger)
+	metrics := handlers.NewMetrics()
+	backend, closeBackend, err := openStore(cfg, logger, metrics.InvalidEntry)
 	if err != nil {
 		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_REDIS_URL: %v\n", err)
 		return 2
 	}
 	defer closeBackend()
+	connectLimiter, publishLimiter := rateLimiters(cfg, backend.redis)
 
-	hub := streams.NewHub(backend.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Logger: logger})
+	hub := streams.NewHub(backend.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Logger: logger, Observer: metrics, Queue: backend.jobs.Queue})
+	hooks := newWebhookRuntime(cfg, logger, hub, backend.log, backend.webhooks, metrics.WebhookObserver())
 	srv, err := handlers.New(handlers.Config{
 		Heartbeat:           cfg.Heartbeat,
 		Retry:               cfg.Retry,
@@ -62,7 +87,10 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		AllowedOrigins:      cfg.AllowedOrigins,
 		MaxConnections:      cfg.MaxConns,
 		MaxConnectionsPerIP: cfg.MaxConnsPerIP,
-	}, handlers.Deps{Hub: hub, Log: backend.log, Receipts: backend.receipts, Leases: backend.leases, Store: backend.log, Logger: logger})
+		ExternalMetrics:     cfg.MetricsAddr != "",
+		Auth:                verifier,
+	}, handlers.Deps{ConnectLimiter: connectLimiter, PublishLimiter: publishLimiter, Metrics: metrics, Hub: hub, Log: backend.log, Receipts: backend.receipts, Jobs: backend.jobs, Leases: backend.leases, Store: backend.log, Logger: logger,
+		Webhooks: hooks.service})
 	if err != nil {
 		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_TRUSTED_PROXIES: %v\n", err)
 		return 2
@@ -88,9 +116,28 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	if backend.background != nil {
 		go backend.background(hubCtx)
 	}
+	go func() { _ = streams.NewProjector(hub, backend.jobs).Run(hubCtx) }()
+	hooks.start()
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "eventgate: EVENTGATE_METRICS_ADDR: %v\n", err)
+			_ = httpSrv.Close()
+			stopHub()
+			<-hubDone
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		go func() { serveErr <- metricsSrv.Serve(mln) }()
+		logger.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	logger.Info("eventgate listening", "addr", ln.Addr().String(), "store", backend.name, "durable", backend.durable)
 	if !backend.durable {
 		logger.Warn("no EVENTGATE_REDIS_URL: using the in-process store; events are lost on restart")
@@ -108,6 +155,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
 	began := time.Now()
 	srv.Drain()
+	hooksDone := hooks.shutdown(began.Add(cfg.ShutdownGrace), logger) // in flight finish or stay pending
 	// Keep the listener open while streams end (spread over half the grace): /readyz answers 503
 	// and a new SSE request gets 200 + retry + shutdown rather than a refused connection.
 	for srv.Active() > 0 && time.Since(began) < cfg.ShutdownGrace*3/4 {
@@ -120,6 +168,10 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		logger.Warn("grace period over; closing remaining connections", "err", err)
 		_ = httpSrv.Close()
 	}
+	if metricsSrv != nil {
+		_ = metricsSrv.Close() // scrapes are short; nothing to drain
+	}
+	<-hooksDone
 	stopHub()
 	<-hubDone
 	logger.Info("stopped")
@@ -136,16 +188,20 @@ type backend struct {
 	}
 	receipts streams.Receipts
 	leases   streams.Leases
+	jobs     streams.JobStore
+	webhooks streams.Webhooks
 	// background runs the store's upkeep (lease renewal) until its context ends; may be nil.
 	background func(context.Context)
+	// redis is the shared Redis client (rate limiters); nil on the in-process store.
+	redis redis.UniversalClient
 }
 
 // openStore builds the Redis store when EVENTGATE_REDIS_URL is set, else the in-process ring.
 // A Redis that is down at start-up is not fatal: /readyz says 503 and the reader retries.
-func openStore(cfg config, logger *slog.Logger) (backend, func(), error) {
+func openStore(cfg config, logger *slog.Logger, onInvalid func(streams.ID, error)) (backend, func(), error) {
 	if cfg.RedisURL == "" {
 		return backend{name: "memory", log: store.NewMemory(cfg.Retention), receipts: store.NewMemoryReceipts(),
-			leases: store.NewMemoryLeases()}, func() {}, nil
+			leases: store.NewMemoryLeases(), jobs: store.NewMemoryJobs(cfg.JobStateTTL), webhooks: store.NewMemoryWebhooks()}, func() {}, nil
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
@@ -159,11 +215,12 @@ func openStore(cfg config, logger *slog.Logger) (backend, func(), error) {
 	tailOpts.PoolSize = 2
 	tailOpts.ReadTimeout = 10 * time.Second
 	tail := redis.NewClient(&tailOpts)
-	log := store.NewRedis(client, tail, cfg.StreamKey, int64(cfg.Retention), store.RedisOptions{Logger: logger})
+	log := store.NewRedis(client, tail, cfg.StreamKey, int64(cfg.Retention), store.RedisOptions{Logger: logger, OnInvalid: onInvalid})
 	closeAll := func() { _ = client.Close(); _ = tail.Close() }
 	leases := store.NewRedisLeases(client, cfg.StreamKey+":", cfg.LeaseTTL, logger)
 	return backend{name: "redis", durable: true, log: log, receipts: store.NewRedisReceipts(client, cfg.StreamKey+":"),
-		leases: leases, background: leases.Run}, closeAll, nil
+		leases: leases, background: leases.Run, redis: client, jobs: store.NewRedisJobs(client, cfg.StreamKey+":", cfg.JobStateTTL),
+		webhooks: store.NewRedisWebhooks(client, cfg.StreamKey+":")}, closeAll, nil
 }
 
 // redisLogger sends go-redis's internal messages (dial failures, pool notices) to slog, so the

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Provides Debian's headless-capable chromium for the browser end-to-end tests
+# (cmd/eventgate/e2e_browser_test.go drives it over the DevTools protocol with chromedp).
+#
+#   bash .ci/chromium.sh     print EVENTGATE_TEST_CHROMIUM=<path of chromium> on stdout
+#
+# When the binary is missing and we are root, it installs the Debian package `chromium` first.
+# Without root and without chromium it prints nothing: the browser tests then skip, or fail when
+# EVENTGATE_TEST_REQUIRE_CHROMIUM=1. Diagnostics go to stderr. Use from a script:
+#
+#   set -a; eval "$(bash .ci/chromium.sh)"; set +a
+set -euo pipefail
+
+log() { echo "chromium.sh: $*" >&2; }
+
+find_binary() {
+	local p
+	for p in "${EVENTGATE_TEST_CHROMIUM:-}" "$(command -v chromium 2>/dev/null || true)" /usr/bin/chromium /usr/lib/chromium/chromium; do
+		if [[ -n "$p" && -x "$p" ]]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+install_chromium() {
+	if [[ "$(id -u)" != 0 ]]; then
+		log "chromium is not installed and we are not root: install the chromium package"
+		return 1
+	fi
+	log "installing the chromium Debian package"
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >&2
+}
+
+bin=$(find_binary) || { install_chromium && bin=$(find_binary); } || bin=""
+if [[ -n "$bin" ]]; then
+	echo "EVENTGATE_TEST_CHROMIUM=$bin"
+else
+	log "no chromium binary: the browser end-to-end tests will skip or fail"
+fi

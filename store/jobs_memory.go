@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/eventgate/eventgate/streams"
+)
+
+var _ streams.JobStore = (*MemoryJobs)(nil)
+
+// MemoryJobs keeps folded job state in process, each job for ttl after its last update. Safe for
+// concurrent use.
+type MemoryJobs struct {
+	ttl    time.Duration
+	mu     sync.Mutex
+	jobs   map[string]memoryJob
+	queue  streams.QueueState
+	cursor streams.ID
+	now    func() time.Time
+}
+
+type memoryJob struct {
+	st      streams.JobState
+	expires time.Time
+}
+
+// NewMemoryJobs returns an empty job state store whose entries expire ttl after their last update.
+func NewMemoryJobs(ttl time.Duration) *MemoryJobs {
+	return &MemoryJobs{ttl: ttl, jobs: make(map[string]memoryJob), now: time.Now}
+}
+
+// Job returns a job's state.
+func (m *MemoryJobs) Job(_ context.Context, id string) (streams.JobState, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, ok := m.jobs[id]
+	if !ok || m.now().After(j.expires) {
+		delete(m.jobs, id)
+		return streams.JobState{}, false, nil
+	}
+	return j.st, true, nil
+}
+
+// SwapJob stores next if the stored last event id is still prev.
+func (m *MemoryJobs) SwapJob(_ context.Context, prev string, next streams.JobState) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := m.jobs[next.JobID]
+	if m.now().After(cur.expires) {
+		cur = memoryJob{}
+	}
+	if cur.st.LastEventID != prev {
+		return false, nil
+	}
+	m.jobs[next.JobID] = memoryJob{st: next, expires: m.now().Add(m.ttl)}
+	if len(m.jobs)%1024 == 0 {
+		m.pruneLocked()
+	}
+	return true, nil
+}
+
+func (m *MemoryJobs) pruneLocked() {
+	now := m.now()
+	for id, j := range m.jobs {
+		if now.After(j.expires) {
+			delete(m.jobs, id)
+		}
+	}
+}
+
+// Queue returns the latest queue state.
+func (m *MemoryJobs) Queue(context.Context) (streams.QueueState, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.queue, m.queue.LastEventID != "", nil
+}
+
+// SwapQueue stores next if the stored last event id is still prev.
+func (m *MemoryJobs) SwapQueue(_ context.Context, prev string, next streams.QueueState) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.queue.LastEventID != prev {
+		return false, nil
+	}
+	m.queue = next
+	return true, nil
+}
+
+// Cursor returns the folded position.
+func (m *MemoryJobs) Cursor(context.Context) (streams.ID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cursor, nil
+}
+
+// SetCursor records the folded position.
+func (m *MemoryJobs) SetCursor(_ context.Context, id streams.ID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cursor.Less(id) {
+		m.cursor = id
+	}
+	return nil
+}
