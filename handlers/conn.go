@@ -33,6 +33,7 @@ type connInfo struct {
 	resumePending bool
 	// observeHTTP: the request's duration is observed at close (WebSocket), from started.
 	observeHTTP bool
+	httpStatus  int
 	method      string
 	route       string
 	started     time.Time
@@ -57,13 +58,7 @@ func (s *Server) openConn(c *gin.Context, transport string, f streams.Filter, st
 		info.resumePending = true
 	}
 	if transport == transportWS {
-		// The handler returns after the upgrade: observe the request when the connection ends.
-		info.observeHTTP, info.method, info.route = true, c.Request.Method, c.FullPath()
-		info.started = info.opened
-		if t, ok := c.Get(ctxStarted); ok {
-			info.started, _ = t.(time.Time)
-		}
-		c.Set(ctxObserveLater, true)
+		info.observeLater(c, http.StatusSwitchingProtocols)
 	}
 	if v, ok := c.Get(ctxRelease); ok {
 		info.release, _ = v.(func())
@@ -119,6 +114,17 @@ func (i *connInfo) delivered(evs []*streams.Event, err error) {
 	}
 }
 
+// observeLater marks a connection whose handler returns before the connection ends (a WebSocket
+// after its upgrade, a hijacked SSE stream): its request duration is observed at close instead.
+func (i *connInfo) observeLater(c *gin.Context, status int) {
+	i.observeHTTP, i.httpStatus, i.method, i.route = true, status, c.Request.Method, c.FullPath()
+	i.started = i.opened
+	if t, ok := c.Get(ctxStarted); ok {
+		i.started, _ = t.(time.Time)
+	}
+	c.Set(ctxObserveLater, true)
+}
+
 // close records and logs the connection's end, then frees its slots (so that once Server.Active
 // has dropped, the metrics and the log line are written). Call once.
 func (i *connInfo) close(reason string) {
@@ -129,7 +135,7 @@ func (i *connInfo) close(reason string) {
 	}
 	closed.Inc()
 	if i.observeHTTP {
-		i.s.metrics.observeRequest(i.method, i.route, http.StatusSwitchingProtocols, time.Since(i.started))
+		i.s.metrics.observeRequest(i.method, i.route, i.httpStatus, time.Since(i.started))
 	}
 	i.s.log.Info("connection closed", "conn", i.id, "transport", i.transport, "client_ip", i.clientIP,
 		"subject", i.subject, "duration", time.Since(i.opened).Round(time.Millisecond).String(),

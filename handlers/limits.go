@@ -30,7 +30,9 @@ func (s *Server) admit(c *gin.Context) {
 	}
 	id, ip := connID(), c.ClientIP()
 	leased := true
-	ok, err := s.leases.Acquire(c, ip, id, s.cfg.MaxConnectionsPerIP)
+	leaseCtx, cancel := context.WithTimeout(c, 500*time.Millisecond) // an outage must not stall connects
+	ok, err := s.leases.Acquire(leaseCtx, ip, id, s.cfg.MaxConnectionsPerIP)
+	cancel()
 	if err != nil {
 		// Fail open: a lease store outage must not take streaming down; the per-instance cap
 		// still bounds the damage.

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -121,73 +123,93 @@ func (s *Server) stream(c *gin.Context) {
 		}
 		return
 	}
-	defer sub.Close()
+	info := s.openConn(c, transportSSE, filter, start)
+	expired, stopExpiry := principalOf(c).expiry() // nil channel when auth is off
+	sseHeaders(c.Writer.Header())
+	first := appendRetry(nil, s.cfg.Retry)
+	if sink, ok := hijack(c, first); ok {
+		// The handler returns now; the stream lives on in two small goroutines of its own.
+		info.observeLater(c, http.StatusOK)
+		go s.pump(sink, sub, info, expired, stopExpiry)
+		return
+	}
+	s.pump(newWriterSink(c, first), sub, info, expired, stopExpiry)
+}
 
-	info := s.openConn(c, "sse", filter, start)
+// pump is a stream's writer: one select loop over the client's departure, the drain signal, token
+// expiry, the heartbeat and the subscription. It owns sub, out and info, and ends them.
+func (s *Server) pump(out sseSink, sub *streams.Subscription, info *connInfo, expired <-chan time.Time, stopExpiry func()) {
 	reason := "client_closed"
-	defer func() { info.close(reason) }()
-
-	sseHeaders(w.Header())
-	w.WriteHeader(http.StatusOK)
-	buf := appendRetry(make([]byte, 0, 4096), s.cfg.Retry)
-	write := func() bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		if _, err := w.Write(buf); err != nil {
+	defer func() {
+		stopExpiry()
+		sub.Close()
+		out.close()
+		info.close(reason)
+	}()
+	// The request's context ends when net/http lets go of a hijacked connection: store reads
+	// during catch-up use a context of the stream's own.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	send := func(b []byte) bool {
+		if err := out.write(b, s.cfg.WriteTimeout); err != nil {
 			reason = "write_failed"
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				reason = "write_timeout" // the client stopped reading; it resumes with its last id
+			}
 			return false
 		}
-		if err := rc.Flush(); err != nil {
-			reason = "write_failed"
-			return false
-		}
-		buf = buf[:0]
 		return true
 	}
-	if !write() {
-		return
+	deliver := func(retry *<-chan time.Time) bool {
+		bp := frameBuffers.Get().(*[]byte)
+		ep := eventSlices.Get().(*[]*streams.Event)
+		ok := s.deliver(ctx, sub, ep, bp, info, retry) && send(*bp)
+		*bp, *ep = (*bp)[:0], (*ep)[:0]
+		if cap(*bp) <= 64<<10 {
+			frameBuffers.Put(bp)
+		}
+		eventSlices.Put(ep)
+		return ok
 	}
 
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
-	expired, stopExpiry := principalOf(c).expiry() // nil channel when auth is off
-	defer stopExpiry()
 	var retryRead <-chan time.Time // set while the store fails during catch-up
 	draining, drainNow := s.draining, (<-chan time.Time)(nil)
-	events := make([]*streams.Event, 0, 64)
 	for {
 		select {
-		case <-ctx.Done():
+		case <-out.gone():
 			return
 		case <-draining:
 			draining, drainNow = nil, s.drainDelay()
 		case <-drainNow:
-			buf = s.appendShutdown(buf)
-			write()
+			send(s.appendShutdown(nil))
 			reason = "shutdown"
 			return
 		case <-expired:
 			// The client reconnects with a fresh token and its last id (SPEC §2).
-			buf = append(buf, "event: auth_expired\ndata: {\"type\":\"auth_expired\"}\n\n"...)
-			write()
+			send([]byte("event: auth_expired\ndata: {\"type\":\"auth_expired\"}\n\n"))
 			reason = "auth_expired"
 			return
 		case <-heartbeat.C:
-			buf = append(buf, ": ping\n\n"...)
-			if !write() {
+			if !send([]byte(": ping\n\n")) {
 				return
 			}
 		case <-retryRead:
 			retryRead = nil
-			if !s.deliver(ctx, sub, &events, &buf, info, &retryRead) || !write() {
+			if !deliver(&retryRead) {
 				return
 			}
 		case <-sub.Ready():
-			if !s.deliver(ctx, sub, &events, &buf, info, &retryRead) || !write() {
+			if !deliver(&retryRead) {
 				return
 			}
 		}
 	}
 }
+
+// eventSlices holds the per-wake-up event batches, so an idle stream holds none.
+var eventSlices = sync.Pool{New: func() any { s := make([]*streams.Event, 0, 64); return &s }}
 
 // deliver frames what the subscription has ready into buf. A store error while catching up keeps
 // the stream open and schedules another attempt; false only when ctx ended.

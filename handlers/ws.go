@@ -127,7 +127,7 @@ func (s *Server) websocket(c *gin.Context) {
 	conn.SetReadLimit(maxInboundFrame)
 	w := &wsConn{
 		s: s, conn: conn, sub: sub,
-		actions:   make(chan wsAction, 4),
+		actions:   make(chan wsAction, 1),
 		done:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 		closeCode: websocket.CloseNormalClosure,
@@ -183,16 +183,16 @@ func (w *wsConn) write() {
 	defer w.finish()
 	ping := time.NewTicker(w.s.cfg.Heartbeat)
 	defer ping.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background() // store reads during catch-up; they carry their own timeouts
 	var retryRead <-chan time.Time
 	draining, drainNow := w.s.draining, (<-chan time.Time)(nil)
 	expired, stopExpiry := w.principal.expiry() // nil channel when auth is off
 	defer stopExpiry()
-	events := make([]*streams.Event, 0, 64)
 	deliver := func() bool {
-		var err error
-		events, err = w.sub.Next(ctx, events[:0])
+		ep := eventSlices.Get().(*[]*streams.Event) // pooled: an idle connection holds no batch
+		defer func() { *ep = (*ep)[:0]; eventSlices.Put(ep) }()
+		events, err := w.sub.Next(ctx, (*ep)[:0])
+		*ep = events
 		for _, e := range events {
 			if !w.send(e.JSON) {
 				return false

@@ -208,6 +208,13 @@ func openStore(cfg config, logger *slog.Logger, onInvalid func(streams.ID, error
 		return backend{}, nil, err
 	}
 	redis.SetLogger(redisLogger{logger})
+	// Fail fast while Redis is away (callers get a 503 and retry; the reader has its own backoff),
+	// and never let go-redis re-send a MULTI/EXEC whose reply was lost: that could append twice.
+	opts.MaxRetries = -1
+	opts.DialerRetries = 1
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 2 * time.Second
+	}
 	client := redis.NewClient(opts)
 	// The reader's blocking XREAD gets a client of its own so it never holds a pooled connection
 	// that publishers need.

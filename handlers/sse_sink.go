@@ -1,0 +1,111 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// sseSink is where one stream's bytes go. Owned by the stream's writer goroutine, except gone,
+// which any goroutine may wait on.
+type sseSink interface {
+	// write sends b (whole frames) to the client within timeout.
+	write(b []byte, timeout time.Duration) error
+	// gone is closed when the client has disconnected.
+	gone() <-chan struct{}
+	// close ends the response.
+	close()
+}
+
+// hijackedSink streams on the TCP connection taken over from net/http. Once the handler returns,
+// net/http's goroutine and its read and write buffers (about 10 KB) are released, so an idle
+// stream costs only its own two small goroutines. The response is delimited by the connection's
+// close (HTTP/1.1 "Connection: close"), which every SSE client and proxy handles.
+type hijackedSink struct {
+	conn net.Conn
+	done chan struct{}
+}
+
+// hijack takes the connection over and writes the response head and the first bytes. It returns
+// false, having written nothing, when the connection cannot be taken over (HTTP/2, test
+// recorders): then the ResponseWriter serves the stream.
+func hijack(c *gin.Context, first []byte) (*hijackedSink, bool) {
+	u, ok := c.Writer.(interface{ Unwrap() http.ResponseWriter })
+	if !ok || c.Request.ProtoMajor != 1 {
+		return nil, false
+	}
+	hj, ok := u.Unwrap().(http.Hijacker)
+	if !ok {
+		return nil, false
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return nil, false
+	}
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	h := c.Writer.Header().Clone()
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Set("Connection", "close")
+	_ = h.Write(&head)
+	head.WriteString("\r\n")
+	head.Write(first)
+	s := &hijackedSink{conn: conn, done: make(chan struct{})}
+	// A client sends nothing on a stream; a read returns only when it leaves (or sends garbage).
+	go func() {
+		var b [1]byte
+		for {
+			if _, err := conn.Read(b[:]); err != nil {
+				close(s.done)
+				return
+			}
+		}
+	}()
+	if err := s.write(head.Bytes(), 10*time.Second); err != nil {
+		s.close()
+	}
+	return s, true
+}
+
+func (s *hijackedSink) write(b []byte, timeout time.Duration) error {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := s.conn.Write(b)
+	return err
+}
+
+func (s *hijackedSink) gone() <-chan struct{} { return s.done }
+func (s *hijackedSink) close()                { _ = s.conn.Close() }
+
+// writerSink streams through the ResponseWriter, with a deadline per write (never one for the
+// whole response, which would kill streams).
+type writerSink struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	ctx context.Context
+}
+
+func newWriterSink(c *gin.Context, first []byte) *writerSink {
+	s := &writerSink{w: c.Writer, rc: http.NewResponseController(c.Writer), ctx: c.Request.Context()}
+	c.Writer.WriteHeader(http.StatusOK)
+	_ = s.write(first, 10*time.Second)
+	return s
+}
+
+func (s *writerSink) write(b []byte, timeout time.Duration) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := s.w.Write(b); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+func (s *writerSink) gone() <-chan struct{} { return s.ctx.Done() }
+func (s *writerSink) close()                {}
+
+// frameBuffers holds frame buffers between wake-ups, so an idle stream holds none.
+var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
