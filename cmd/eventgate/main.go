@@ -83,6 +83,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		WriteTimeout:        cfg.WriteTimeout,
 		MaxEventBytes:       cfg.MaxEventBytes,
 		MaxBodyBytes:        int64(cfg.MaxBodyBytes),
+		DrainSpread:         cfg.ShutdownGrace / 2,
 		TrustedProxies:      cfg.TrustedProxies,
 		AllowedOrigins:      cfg.AllowedOrigins,
 		MaxConnections:      cfg.MaxConns,
