@@ -101,5 +101,6 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if status == http.StatusServiceUnavailable && c.Writer.Header().Get("Retry-After") == "" {
 		c.Header("Retry-After", "1")
 	}
-	c.AbortWithStatusJSON(status, errorBody{errorDetail{Code: code, Message: msg}})
+	c.Abort()
+	c.PureJSON(status, errorBody{errorDetail{Code: code, Message: msg}}) // no \u003c escapes in messages
 }

@@ -10,8 +10,9 @@ package main
 // PATH (.ci/chromium.sh installs Debian's package); without it these tests skip, or fail when
 // EVENTGATE_TEST_REQUIRE_CHROMIUM=1. The browser only ever loads loopback URLs, and its resolver
 // maps every host name except localhost to "not found", so background services dial nothing.
-// A screenshot is saved into the test's temp dir on failure; EVENTGATE_TEST_SCREENSHOTS=<dir>
-// saves one of each passing console view too (desktop and phone sizes), for a human to look at.
+// On failure a screenshot is saved into a temp dir of the test's own (kept: t.TempDir would be
+// removed with the test) and its path logged; EVENTGATE_TEST_SCREENSHOTS=<dir> saves one of each
+// passing console view too (desktop and phone sizes), for a human to look at.
 
 import (
 	"context"
@@ -107,7 +108,7 @@ func openConsole(t *testing.T, browser context.Context, baseURL string) *console
 	p := &consolePage{t: t, ctx: ctx}
 	t.Cleanup(func() {
 		if t.Failed() {
-			p.screenshot(filepath.Join(t.TempDir(), "console-failure.png"))
+			p.screenshot(filepath.Join(failureDir(t), "console-failure.png"))
 			t.Logf("page at failure: %+v", p.snapshot())
 		}
 		cancel()
@@ -598,4 +599,17 @@ func consoleJWT(secret string, ttl time.Duration) string {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte(unsigned))
 	return unsigned + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+// failureDir is where a failed test leaves its screenshot: EVENTGATE_TEST_SCREENSHOTS, else a new
+// temp dir named after the test that outlives it (t.TempDir is removed when the test ends).
+func failureDir(t *testing.T) string {
+	if dir := os.Getenv("EVENTGATE_TEST_SCREENSHOTS"); dir != "" {
+		return dir
+	}
+	dir, err := os.MkdirTemp("", "eventgate-"+strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())+"-")
+	if err != nil {
+		return os.TempDir()
+	}
+	return dir
 }
