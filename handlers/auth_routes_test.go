@@ -233,13 +233,17 @@ func openAuthSSE(t *testing.T, url string) *sseReader {
 func nextSSEID(t *testing.T, r *sseReader) string {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
+	id := ""
 	for {
 		select {
 		case line, ok := <-r.lines:
 			if !ok {
 				t.Fatal("stream ended")
 			}
-			if id, found := strings.CutPrefix(line, "id: "); found {
+			if v, found := strings.CutPrefix(line, "id: "); found {
+				id = v
+			}
+			if strings.HasPrefix(line, "event: ") { // an id-only block (the join position) is no event
 				return id
 			}
 		case <-timeout:

@@ -59,10 +59,13 @@ func (s *Server) admit(c *gin.Context) {
 	})
 	c.Set(ctxConnID, id)
 	c.Set(ctxRelease, release)
+	// Deferred: a panic below (recovered further up) must not leak the slot or the lease.
+	defer func() {
+		if !c.GetBool(ctxOwned) {
+			release()
+		}
+	}()
 	c.Next()
-	if !c.GetBool(ctxOwned) {
-		release()
-	}
 }
 
 // Active returns the number of streaming connections this instance holds.

@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/eventgate/eventgate/streams"
 )
+
+// inFlightTTL bounds how long a claimed Idempotency-Key blocks retries before its receipt exists.
+const inFlightTTL = time.Minute
 
 type publishResponse struct {
 	IDs []string `json:"ids"`
@@ -49,7 +53,9 @@ func (s *Server) publish(c *gin.Context) {
 			return
 		}
 		key = subjectScoped(c, key) // one subject cannot replay (or block) another's keys
-		prior, claimed, err := s.receipts.Claim(c, key, s.cfg.IdempotencyTTL)
+		// The in-flight claim is short-lived: a crash between claim and receipt must not block
+		// the key for a day. The receipt itself is kept for IdempotencyTTL.
+		prior, claimed, err := s.receipts.Claim(c, key, inFlightTTL)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -67,7 +73,9 @@ func (s *Server) publish(c *gin.Context) {
 
 	ids, err := s.events.Append(c, drafts)
 	if err != nil {
-		if key != "" {
+		// After ErrUnavailable the batch may or may not be in the log: keep the claim (it lapses
+		// after inFlightTTL), so an immediate retry gets 409 rather than appending it twice.
+		if key != "" && !errors.Is(err, streams.ErrUnavailable) {
 			if rerr := s.receipts.Release(c, key); rerr != nil {
 				s.log.Warn("releasing idempotency key failed", "err", rerr)
 			}

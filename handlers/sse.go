@@ -127,6 +127,11 @@ func (s *Server) stream(c *gin.Context) {
 	expired, stopExpiry := principalOf(c).expiry() // nil channel when auth is off
 	sseHeaders(c.Writer.Header())
 	first := appendRetry(nil, s.cfg.Retry)
+	if start.Live {
+		// An id-only block sets EventSource's lastEventId without firing an event, so a client
+		// that drops before its first event still resumes from where it joined: nothing is lost.
+		first = append(sub.Position().AppendTo(append(first, "id: "...)), '\n', '\n')
+	}
 	if sink, ok := hijack(c, first); ok {
 		// The handler returns now; the stream lives on in two small goroutines of its own.
 		info.observeLater(c, http.StatusOK)

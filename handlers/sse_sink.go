@@ -39,11 +39,11 @@ func hijack(c *gin.Context, first []byte) (*hijackedSink, bool) {
 	if !ok || c.Request.ProtoMajor != 1 {
 		return nil, false
 	}
-	hj, ok := u.Unwrap().(http.Hijacker)
-	if !ok {
+	if _, ok := u.Unwrap().(http.Hijacker); !ok {
 		return nil, false
 	}
-	conn, _, err := hj.Hijack()
+	conn, _, err := c.Writer.Hijack() // through gin's writer, so gin knows not to write a header
+
 	if err != nil {
 		return nil, false
 	}

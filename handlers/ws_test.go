@@ -229,9 +229,13 @@ func TestSameEventsOverSSEAndWebSocket(t *testing.T) {
 		}
 	}
 	var got []string
+	id := ""
 	for len(got) < len(ids) && sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
-			got = append(got, v)
+			id = v
+		}
+		if strings.HasPrefix(sc.Text(), "event: ") { // an id-only block (the join position) is no event
+			got = append(got, id)
 		}
 	}
 	for i, id := range ids {
@@ -239,4 +243,48 @@ func TestSameEventsOverSSEAndWebSocket(t *testing.T) {
 			t.Fatalf("sse event %d: %v, want %v", i, got, id)
 		}
 	}
+}
+
+// TestSSEJoinPosition: a live stream starts with an id-only block at the position it joined, so
+// a client that drops before its first event resumes from there and misses nothing.
+func TestSSEJoinPosition(t *testing.T) {
+	t.Parallel()
+	ts, log := startHTTP(t, Config{})
+	before := publishN(t, log, 2, "job.progress", progressData)
+	resp, err := http.Get(ts.URL + "/api/v1/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(resp.Body)
+	var head []string
+	for len(head) < 4 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		head = append(head, line)
+	}
+	resp.Body.Close() // dropped before any event
+	want := []string{"retry: 2000\n", "\n", "id: " + before[1].String() + "\n", "\n"}
+	if strings.Join(head, "") != strings.Join(want, "") {
+		t.Fatalf("stream head %q, want %q", head, want)
+	}
+	missed := publishN(t, log, 1, "job.progress", progressData)
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/v1/stream", nil)
+	req.Header.Set("Last-Event-ID", before[1].String())
+	again, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Body.Close()
+	sc := bufio.NewScanner(again.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+			if v != missed[0].String() {
+				t.Fatalf("resumed with %s, want the missed event %s", v, missed[0])
+			}
+			return
+		}
+	}
+	t.Fatal("stream ended")
 }

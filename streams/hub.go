@@ -148,11 +148,15 @@ func (h *Hub) dispatch(events []*Event, next ID) {
 	h.opts.Observer.Dispatched(events)
 }
 
-// resync builds a resync control event for one subscriber and counts it.
-func (h *Hub) resync(ctx context.Context, reason string, requested, oldest, at ID) *Event {
+// queueProbe stands for a queue.status event when deciding whether a filter may see the queue.
+var queueProbe = &Event{Type: TypeQueueStatus, Topic: "queue"}
+
+// resync builds a resync control event for one subscriber and counts it. It carries the latest
+// queue status only to a subscriber whose filter (bounded by its token's grant) admits it.
+func (h *Hub) resync(ctx context.Context, f Filter, reason string, requested, oldest, at ID) *Event {
 	h.opts.Observer.Resync(reason)
 	var queue *QueueState
-	if h.opts.Queue != nil {
+	if h.opts.Queue != nil && f.Match(queueProbe) {
 		if q, ok, err := h.opts.Queue(ctx); err == nil && ok {
 			queue = &q
 		}
@@ -193,7 +197,6 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, start Start) (*Subscripti
 		s.catchup = true
 		s.signal()
 	}
-	s.origin = s.pos
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
 	return s, nil

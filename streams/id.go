@@ -81,6 +81,17 @@ func (id ID) Less(other ID) bool { return id.Compare(other) < 0 }
 // IsZero reports whether id is "0-0", the position before every event.
 func (id ID) IsZero() bool { return id == ID{} }
 
+// Prev returns the largest ID before id (the zero ID for the zero ID).
+func (id ID) Prev() ID {
+	switch {
+	case id.Seq > 0:
+		return ID{MS: id.MS, Seq: id.Seq - 1}
+	case id.MS > 0:
+		return ID{MS: id.MS - 1, Seq: ^uint64(0)}
+	}
+	return id
+}
+
 // Next returns the smallest ID after id.
 func (id ID) Next() ID {
 	if id.Seq == ^uint64(0) {

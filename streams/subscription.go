@@ -26,11 +26,19 @@ type Subscription struct {
 	pos        ID   // last position delivered or skipped
 	catchup    bool // reading from the log rather than the live buffer
 	fromOldest bool // started at "0": a trimmed ring is expected, not a resync
-	// While replaying for a Change with since: events up to replayUntil are delivered only if the
-	// filter before the change (replayOld) did not match them, since those were delivered already.
-	replayOld   *Filter
-	replayUntil ID
-	origin      ID // where the subscription started: nothing before it was delivered
+	// excluded lists ranges a replay must not deliver again (see Change); pruned once passed.
+	excluded []exclusion
+}
+
+// exclusion: in (lo, hi], events matching filter were delivered already, or belong to topics
+// the client had before a Change and did not ask to replay.
+type exclusion struct {
+	filter *Filter
+	lo, hi ID
+}
+
+func (x exclusion) covers(e *Event) bool {
+	return x.lo.Less(e.ID) && !x.hi.Less(e.ID) && x.filter.Match(e)
 }
 
 func newSubscription(h *Hub, f Filter, buffer int) *Subscription {
@@ -75,8 +83,26 @@ func (s *Subscription) signal() {
 // on it beside the connection's other cases; after it fires, call Next.
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 
-// Position returns the last position delivered or skipped by Next. Drainer goroutine only.
-func (s *Subscription) Position() ID { return s.pos }
+// Position returns the position up to which the subscriber has everything its filter matches:
+// delivered by Next, or skipped as not matching. Drainer goroutine only.
+func (s *Subscription) Position() ID {
+	s.syncLive()
+	return s.pos
+}
+
+// syncLive moves a live subscription's position past the events its filter skipped: with the
+// buffer drained and nothing dropped, every matching event up to the hub's last dispatch was
+// delivered. Under the hub's lock, so no dispatch slips in between the check and the move.
+func (s *Subscription) syncLive() {
+	if s.catchup {
+		return
+	}
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	if len(s.live) == 0 && !s.overflow.Load() && s.pos.Less(s.hub.last) {
+		s.pos = s.hub.last
+	}
+}
 
 // Filter returns the current filter.
 func (s *Subscription) Filter() Filter { return *s.filter.Load() }
@@ -87,16 +113,16 @@ func (s *Subscription) SetFilter(f Filter) { s.filter.Store(&f) }
 
 // Change replaces the filter, for WebSocket subscribe/unsubscribe actions. Events that the old
 // filter skipped and the new one matches are read from the log, so nothing is missed across the
-// change. With since, events after since that only the new filter matches are replayed first (in
-// log order, before live delivery resumes); events the old filter matched are not repeated.
+// change. With since before the current position, the log is replayed from since first, in log
+// order, delivering only what the previous filter did not match (the added topics' history), so
+// nothing is repeated — also when changes arrive while an earlier replay is still running.
 // Drainer goroutine only.
 func (s *Subscription) Change(f Filter, since *ID) {
+	s.syncLive()
 	old := s.filter.Load()
 	s.filter.Store(&f)
 	if since != nil && since.Less(s.pos) {
-		if s.replayOld == nil {
-			s.replayOld, s.replayUntil = old, s.pos
-		}
+		s.excluded = append(s.excluded, exclusion{filter: old, lo: *since, hi: s.pos})
 		s.pos = *since
 		s.fromOldest = since.IsZero()
 	}
@@ -154,13 +180,19 @@ func (s *Subscription) readLog(ctx context.Context, dst []*Event) ([]*Event, err
 	switch {
 	case b.Last.Less(s.pos):
 		// The log never reached pos: it was reset or lost. Continue from its end.
-		dst = append(dst, s.hub.resync(ctx, ReasonUnknown, s.pos, b.First, b.Last))
+		dst = append(dst, s.hub.resync(ctx, s.Filter(), ReasonUnknown, s.pos, b.First, b.Last))
 		s.pos = b.Last
 		s.signal()
 		return dst, nil
 	case s.pos.Less(b.MaxDeleted) && !s.fromOldest:
-		dst = append(dst, s.hub.resync(ctx, ReasonTruncated, s.pos, b.First, b.MaxDeleted))
-		s.pos = b.MaxDeleted
+		// Continue just before the oldest event held: after MaxDeleted when trimming removed the
+		// oldest events, but never past events still held (an entry deleted in the middle).
+		at := b.MaxDeleted
+		if !b.First.IsZero() && !at.Less(b.First) {
+			at = b.First.Prev()
+		}
+		dst = append(dst, s.hub.resync(ctx, s.Filter(), ReasonTruncated, s.pos, b.First, at))
+		s.pos = at
 	}
 	s.fromOldest = false
 	f := s.filter.Load()
@@ -168,14 +200,12 @@ func (s *Subscription) readLog(ctx context.Context, dst []*Event) ([]*Event, err
 		if !s.pos.Less(e.ID) || !f.Match(e) {
 			continue
 		}
-		if s.replayOld != nil && s.origin.Less(e.ID) && !s.replayUntil.Less(e.ID) && s.replayOld.Match(e) {
-			continue // delivered before the change
+		if s.isExcluded(e) {
+			continue
 		}
 		dst = append(dst, e)
 	}
-	if s.replayOld != nil && !page.Next.Less(s.replayUntil) {
-		s.replayOld = nil
-	}
+	s.pruneExcluded(page.Next)
 	if page.Next.Compare(s.pos) <= 0 {
 		// Caught up with the log: continue with the live buffer.
 		s.catchup = false
@@ -184,6 +214,26 @@ func (s *Subscription) readLog(ctx context.Context, dst []*Event) ([]*Event, err
 	}
 	s.signal()
 	return dst, nil
+}
+
+func (s *Subscription) isExcluded(e *Event) bool {
+	for _, x := range s.excluded {
+		if x.covers(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// pruneExcluded drops the ranges the replay has passed.
+func (s *Subscription) pruneExcluded(reached ID) {
+	kept := s.excluded[:0]
+	for _, x := range s.excluded {
+		if reached.Less(x.hi) {
+			kept = append(kept, x)
+		}
+	}
+	s.excluded = kept
 }
 
 // Close unregisters the subscription. It is idempotent and safe from any goroutine.

@@ -248,7 +248,9 @@ func pollUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 // endpoint, and a black-hole endpoint that does not delay a healthy one.
 func TestE2EWebhooks(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, hookEnv(map[string]string{"EVENTGATE_WEBHOOK_TIMEOUT": "5s", "EVENTGATE_WEBHOOK_CONCURRENCY": "2"}))
+	// The black hole's attempts hang for the whole timeout, longer than the test waits for the
+	// healthy endpoint: if it held up the others, the healthy endpoint's wait would fail.
+	s := startServer(t, hookEnv(map[string]string{"EVENTGATE_WEBHOOK_TIMEOUT": "2m", "EVENTGATE_WEBHOOK_CONCURRENCY": "2"}))
 	flaky := newHookReceiver(t, func(_ string, n int) int {
 		if n <= 2 {
 			return http.StatusInternalServerError
@@ -265,13 +267,9 @@ func TestE2EWebhooks(t *testing.T) {
 		hooks[r] = w
 	}
 	mustPublish(t, s.URL(), queueStatus(1, 0), 1) // not on jobs/*: no endpoint gets it
-	start := time.Now()
 	ids := mustPublish(t, s.URL(), progressBatch(jobA, 20), 20)
 
 	healthy.waitDelivered(t, ids, hookWait)
-	if el := time.Since(start); el > 4*time.Second {
-		t.Errorf("healthy endpoint needed %s for 20 events beside a black hole (timeout 5s)", el)
-	}
 	flaky.waitDelivered(t, ids, hookWait)
 	for _, r := range []*hookReceiver{flaky, healthy} {
 		for _, q := range r.requests() {

@@ -1,0 +1,162 @@
+package streams_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventgate/eventgate/store"
+	"github.com/eventgate/eventgate/streams"
+)
+
+func filter(t *testing.T, topics ...string) streams.Filter {
+	t.Helper()
+	f, err := streams.NewFilter(topics, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func appendDrafts(t *testing.T, log streams.Log, ds ...streams.Draft) []streams.ID {
+	t.Helper()
+	ids, err := log.Append(context.Background(), ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func note(t *testing.T) streams.Draft {
+	return draft(t, "note.deleted", `{"note_id":"`+jobA+`"}`)
+}
+
+// drainUntilQuiet collects what sub delivers until nothing more arrives for a while.
+func drainUntilQuiet(t *testing.T, sub *streams.Subscription) []*streams.Event {
+	t.Helper()
+	var out []*streams.Event
+	for {
+		select {
+		case <-sub.Ready():
+			var err error
+			if out, err = sub.Next(context.Background(), out); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(300 * time.Millisecond): // quiet: nothing more is coming
+			return out
+		}
+	}
+}
+
+// TestLivePositionPassesSkippedEvents: a narrow live subscription's position moves past the
+// events its filter skipped, so a later filter change does not replay them as "missed".
+func TestLivePositionPassesSkippedEvents(t *testing.T) {
+	t.Parallel()
+	h, log := startHub(t, 100, 8)
+	sub, _ := h.Subscribe(context.Background(), filter(t, "notes/*"), streams.Live)
+	defer sub.Close()
+	appendN(t, log, 5) // not for this subscriber: must not be replayed by the change below
+	marker := appendDrafts(t, log, note(t))
+	wantIDs(t, collect(t, sub, 1), marker)
+	if got := sub.Position(); got != marker[0] {
+		t.Fatalf("position %v, want %v", got, marker[0])
+	}
+	sub.Change(filter(t, "notes/*", "jobs/*"), nil) // subscribe without since: no history
+	later := appendN(t, log, 1)
+	got := collect(t, sub, 1)
+	wantIDs(t, got, later)
+}
+
+// TestReplayChangesDoNotRepeat: two subscribe-with-since changes while a replay is running
+// deliver each event at most once.
+func TestReplayChangesDoNotRepeat(t *testing.T) {
+	t.Parallel()
+	h, log := startHub(t, 1000, 256) // page size 32: the replay spans several pages
+	sub, _ := h.Subscribe(context.Background(), filter(t, "queue"), streams.Live)
+	defer sub.Close()
+	for range 50 {
+		appendDrafts(t, log, progress(t, 1), note(t), draft(t, "queue.status", `{"pending":1,"active":0}`))
+	}
+	if got := collect(t, sub, 50); got[49].Topic != "queue" { // the live queue events, delivered
+		t.Fatalf("live: %v", got[49].Topic)
+	}
+	zero := streams.ID{}
+	sub.Change(filter(t, "queue", "jobs/*"), &zero)
+	first, _ := sub.Next(context.Background(), nil) // one page of the first replay
+	sub.Change(filter(t, "queue", "jobs/*", "notes/*"), &zero)
+	got := append(first, drainUntilQuiet(t, sub)...)
+	seen := map[streams.ID]bool{}
+	for _, e := range got {
+		if seen[e.ID] {
+			t.Fatalf("event %v delivered twice", e.ID)
+		}
+		seen[e.ID] = true
+		if e.Topic == "queue" {
+			t.Fatalf("queue event %v replayed: the client had that topic already", e.ID)
+		}
+	}
+	if len(got) != 100 { // every job and note event, once
+		t.Fatalf("%d events, want 100 (50 jobs + 50 notes)", len(got))
+	}
+}
+
+// TestResyncQueueOnlyWhenGranted: a resync carries the queue status only to a subscriber whose
+// filter admits the queue topic.
+func TestResyncQueueOnlyWhenGranted(t *testing.T) {
+	t.Parallel()
+	log := store.NewMemory(5)
+	log.SetPoll(20 * time.Millisecond)
+	jobs := store.NewMemoryJobs(time.Hour)
+	_, _ = jobs.SwapQueue(context.Background(), "", streams.QueueState{Pending: 9, LastEventID: "1-0"})
+	h := streams.NewHub(log, streams.HubOptions{Queue: jobs.Queue})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = h.Run(ctx) }()
+	ids := appendN(t, log, 20)
+	for _, tt := range []struct {
+		topics []string
+		want   bool
+	}{{nil, true}, {[]string{"queue"}, true}, {[]string{"jobs/*"}, false}} {
+		sub, err := h.Subscribe(ctx, filter(t, tt.topics...), streams.After(ids[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := collect(t, sub, 1)
+		sub.Close()
+		if has := strings.Contains(string(got[0].JSON), `"queue"`); has != tt.want {
+			t.Fatalf("topics %v: resync %s, want queue included: %v", tt.topics, got[0].JSON, tt.want)
+		}
+	}
+}
+
+// holeLog reports an entry deleted in the middle of the log (an XDEL), as Redis would.
+type holeLog struct{ *store.Memory }
+
+func (l holeLog) Read(ctx context.Context, after streams.ID, n int) (streams.Page, error) {
+	p, err := l.Memory.Read(ctx, after, n)
+	if len(p.Events) > 2 {
+		p.Bounds.MaxDeleted = p.Events[2].ID.Next() // past the first events still held
+	}
+	return p, err
+}
+
+// TestResyncKeepsHeldEvents: when the log cannot vouch for a position, the subscriber gets resync
+// and then every event still held, even if the deleted entry lies among them.
+func TestResyncKeepsHeldEvents(t *testing.T) {
+	t.Parallel()
+	mem := store.NewMemory(100)
+	mem.SetPoll(20 * time.Millisecond)
+	h := streams.NewHub(holeLog{mem}, streams.HubOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = h.Run(ctx) }()
+	ids := appendN(t, mem, 6)
+	sub, _ := h.Subscribe(ctx, streams.Filter{}, streams.After(ids[0]))
+	defer sub.Close()
+	got := collect(t, sub, 6)
+	if got[0].Type != streams.TypeResync {
+		t.Fatalf("first %s, want resync", got[0].Type)
+	}
+	wantIDs(t, got[1:], ids[1:])
+}
