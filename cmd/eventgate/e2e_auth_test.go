@@ -376,12 +376,12 @@ func TestE2EAuthExpiry(t *testing.T) {
 	pub := tokenFor(t, "producer", "publish", time.Hour)
 	t.Run("sse", func(t *testing.T) {
 		t.Parallel()
-		st := openStream(t, s.URL()+"/api/v1/stream?topic=jobs/"+jobA, bearerHeader(tokenFor(t, "short", "subscribe", 2*time.Second)))
+		st := openStream(t, s.URL()+"/api/v1/stream?topic=jobs/"+jobA, bearerHeader(tokenFor(t, "short", "subscribe", 3*time.Second)))
 		seen := mustPublishAs(t, s, pub, jobProgress(jobA, 1), 1)
 		if f := st.nextEvent(t, frameTimeout); f.ID != seen[0] {
 			t.Fatalf("got %v, want %s", f, seen[0])
 		}
-		frames := st.expectEnd(t, 5*time.Second)
+		frames := st.expectEnd(t, 10*time.Second)
 		if len(frames) == 0 || frames[len(frames)-1].Event != "auth_expired" || st.err != nil {
 			t.Fatalf("frames before the end %v (err %v), want the last to be auth_expired", frames, st.err)
 		}
@@ -398,12 +398,12 @@ func TestE2EAuthExpiry(t *testing.T) {
 		t.Parallel()
 		note := newUUID()
 		topic := "notes/" + note
-		ws := dialWS(t, s, "?topic="+topic+"&access_token="+tokenFor(t, "short", "subscribe", 2*time.Second))
+		ws := dialWS(t, s, "?topic="+topic+"&access_token="+tokenFor(t, "short", "subscribe", 3*time.Second))
 		seen := mustPublishAs(t, s, pub, noteCreated(note, "a"), 1)
 		if m := readFrame(t, ws); m["id"] != seen[0] {
 			t.Fatalf("got %v, want %s", m, seen[0])
 		}
-		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 		_, _, err := ws.ReadMessage()
 		var ce *websocket.CloseError
 		if !asCloseError(err, &ce) || ce.Code != websocket.ClosePolicyViolation || ce.Text != "token expired" {

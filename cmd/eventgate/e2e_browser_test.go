@@ -434,12 +434,17 @@ func TestE2EBrowserConsole(t *testing.T) {
 
 		for _, transport := range []string{"ws", "sse"} {
 			p.chooseTransport(transport)
-			connectWith(consoleJWT(secret, 2*time.Second))
-			p.waitConnected(transport)
+			connectWith(consoleJWT(secret, 3*time.Second))
+			// The page may be "connected" only briefly under load: assert the outcome, and that
+			// the server ended a live connection of this transport for the expiry.
 			v := p.waitFor("token expired over "+transport, func(v pageView) bool { return v.State == "expired" })
 			if !strings.Contains(v.Text, "token expired") {
 				t.Fatalf("after expiry over %s the page shows %q", transport, v.Text)
 			}
+			name := map[string]string{"ws": "websocket", "sse": "sse"}[transport]
+			waitFor(t, "the server ends the "+name+" stream for the expiry", 10*time.Second, func() bool {
+				return countLines(s, "connection closed", map[string]string{"transport": name, "reason": "auth_expired"}) > 0
+			})
 		}
 	})
 
