@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,7 @@ func TestRedisRateLimiter(t *testing.T) {
 // prefixFor returns one key prefix per (test, shared) pair, so that limiters a test makes with the
 // same shared name meet in Redis even though each redistest.Client call has its own prefix.
 func prefixFor(t *testing.T, fresh, shared string) string {
-	key := t.Name() + "/" + shared
+	key := fmt.Sprintf("%p/%s", t, shared) // this run of this test: -count=N runs do not meet
 	prefixes.mu.Lock()
 	defer prefixes.mu.Unlock()
 	if p, ok := prefixes.m[key]; ok {
