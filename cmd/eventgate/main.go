@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -204,31 +205,53 @@ func openStore(cfg config, logger *slog.Logger, onInvalid func(streams.ID, error
 		return backend{name: "memory", log: store.NewMemory(cfg.Retention), receipts: store.NewMemoryReceipts(),
 			leases: store.NewMemoryLeases(), jobs: store.NewMemoryJobs(cfg.JobStateTTL), webhooks: store.NewMemoryWebhooks()}, func() {}, nil
 	}
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	redis.SetLogger(redisLogger{logger})
+	client, tail, err := redisClients(cfg.RedisURL)
 	if err != nil {
 		return backend{}, nil, err
 	}
-	redis.SetLogger(redisLogger{logger})
-	// Fail fast while Redis is away (callers get a 503 and retry; the reader has its own backoff),
-	// and never let go-redis re-send a MULTI/EXEC whose reply was lost: that could append twice.
-	opts.MaxRetries = -1
-	opts.DialerRetries = 1
-	if opts.DialTimeout == 0 {
-		opts.DialTimeout = 2 * time.Second
-	}
-	client := redis.NewClient(opts)
-	// The reader's blocking XREAD gets a client of its own so it never holds a pooled connection
-	// that publishers need.
-	tailOpts := *opts
-	tailOpts.PoolSize = 2
-	tailOpts.ReadTimeout = 10 * time.Second
-	tail := redis.NewClient(&tailOpts)
 	log := store.NewRedis(client, tail, cfg.StreamKey, int64(cfg.Retention), store.RedisOptions{Logger: logger, OnInvalid: onInvalid})
 	closeAll := func() { _ = client.Close(); _ = tail.Close() }
 	leases := store.NewRedisLeases(client, cfg.StreamKey+":", cfg.LeaseTTL, logger)
 	return backend{name: "redis", durable: true, log: log, receipts: store.NewRedisReceipts(client, cfg.StreamKey+":"),
 		leases: leases, background: leases.Run, redis: client, jobs: store.NewRedisJobs(client, cfg.StreamKey+":", cfg.JobStateTTL),
 		webhooks: store.NewRedisWebhooks(client, cfg.StreamKey+":")}, closeAll, nil
+}
+
+// redisClients builds the main client and the log reader's own client (its blocking XREAD never
+// holds a pooled connection that publishers need) from a redis:// or rediss:// URL; a
+// master_name query parameter (with sentinel addresses: host and addr=) selects Sentinel.
+func redisClients(rawURL string) (client, tail *redis.Client, err error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Fail fast while Redis is away (callers get a 503 and retry; the reader has its own backoff),
+	// and never let go-redis re-send a MULTI/EXEC whose reply was lost: that could append twice.
+	if u.Query().Has("master_name") {
+		opts, err := redis.ParseFailoverURL(rawURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.MaxRetries, opts.DialerRetries = -1, 1
+		if opts.DialTimeout == 0 {
+			opts.DialTimeout = 2 * time.Second
+		}
+		tailOpts := *opts
+		tailOpts.PoolSize, tailOpts.ReadTimeout = 2, 10*time.Second
+		return redis.NewFailoverClient(opts), redis.NewFailoverClient(&tailOpts), nil
+	}
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.MaxRetries, opts.DialerRetries = -1, 1
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 2 * time.Second
+	}
+	tailOpts := *opts
+	tailOpts.PoolSize, tailOpts.ReadTimeout = 2, 10*time.Second
+	return redis.NewClient(opts), redis.NewClient(&tailOpts), nil
 }
 
 // redisLogger sends go-redis's internal messages (dial failures, pool notices) to slog, so the
