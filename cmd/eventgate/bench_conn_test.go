@@ -195,12 +195,16 @@ func BenchmarkBroadcast(b *testing.B) {
 		var lat []time.Duration
 		received := 0
 		closers := openAll(b, n, func() (func(), error) {
+			var lastID string // the id: of the frame being read; owned by this connection's reader
 			return openSSEConn(url, func(line string) {
-				v, ok := strings.CutPrefix(line, "id: ")
-				if !ok {
+				if v, ok := strings.CutPrefix(line, "id: "); ok {
+					lastID = v
 					return
 				}
-				ms, _ := strconv.ParseInt(strings.SplitN(v, "-", 2)[0], 10, 64)
+				if !strings.HasPrefix(line, "event: ") { // id-only blocks (the join position) are no events
+					return
+				}
+				ms, _ := strconv.ParseInt(strings.SplitN(strings.TrimSpace(lastID), "-", 2)[0], 10, 64)
 				d := time.Since(time.UnixMilli(ms))
 				mu.Lock()
 				lat = append(lat, d)
