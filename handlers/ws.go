@@ -188,6 +188,9 @@ func (w *wsConn) write() {
 	draining, drainNow := w.s.draining, (<-chan time.Time)(nil)
 	expired, stopExpiry := w.principal.expiry() // nil channel when auth is off
 	defer stopExpiry()
+	if !w.sendJSON(subscribedFrame(w.sub.Filter(), w.sub.Position().String())) {
+		return
+	}
 	deliver := func() bool {
 		ep := eventSlices.Get().(*[]*streams.Event) // pooled: an idle connection holds no batch
 		defer func() { *ep = (*ep)[:0]; eventSlices.Put(ep) }()
@@ -267,6 +270,18 @@ type wsSubscribed struct {
 	Type   string   `json:"type"`
 	Topics []string `json:"topics"`
 	Types  []string `json:"types"`
+	// Position, in the frame sent on connect, is where delivery starts: a client that drops before
+	// its first event reconnects with since=<position> and misses nothing.
+	Position string `json:"position,omitempty"`
+}
+
+// subscribedFrame describes filter f (and, on connect, the starting position).
+func subscribedFrame(f streams.Filter, position string) wsSubscribed {
+	types := f.Types
+	if types == nil {
+		types = []string{}
+	}
+	return wsSubscribed{Type: "subscribed", Topics: f.TopicStrings(), Types: types, Position: position}
 }
 
 // handle applies one client action. Bad actions get an error frame; the connection stays.
@@ -285,11 +300,7 @@ func (w *wsConn) handle(a wsAction) bool {
 		}
 		w.asked = asked
 		w.sub.Change(f, since)
-		types := f.Types
-		if types == nil {
-			types = []string{}
-		}
-		return w.sendJSON(wsSubscribed{Type: "subscribed", Topics: f.TopicStrings(), Types: types})
+		return w.sendJSON(subscribedFrame(f, ""))
 	case "invalid":
 		return w.sendJSON(wsError{Type: "error", Code: "bad_request", Message: "malformed message: " + strings.Join(a.Topics, "")})
 	default:

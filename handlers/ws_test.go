@@ -33,6 +33,10 @@ func dialWS(t *testing.T, ts *httptest.Server, query string, header http.Header)
 		t.Fatalf("dial %s: %v (%v)", u, err, resp)
 	}
 	t.Cleanup(func() { conn.Close() })
+	// The first frame confirms the subscription and says where delivery starts.
+	if m := readJSON(t, conn); m["type"] != "subscribed" || m["position"] == nil || m["position"] == "" {
+		t.Fatalf("first frame %v, want subscribed with a position", m)
+	}
 	return conn
 }
 
@@ -297,4 +301,27 @@ func TestSSEJoinPosition(t *testing.T) {
 		}
 	}
 	t.Fatal("stream ended")
+}
+
+// TestWebSocketJoinPosition: the subscribed frame on connect carries the start position; a client
+// that drops before its first event resumes from it and misses nothing.
+func TestWebSocketJoinPosition(t *testing.T) {
+	t.Parallel()
+	ts, log := startHTTP(t, Config{})
+	u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/api/v1/ws"
+	conn, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := readJSON(t, conn)
+	conn.Close() // dropped before any event
+	pos, _ := first["position"].(string)
+	if _, err := streams.ParseID(pos); err != nil || first["type"] != "subscribed" {
+		t.Fatalf("first frame %v, want subscribed with a position", first)
+	}
+	missed := publishN(t, log, 1, "job.progress", progressData)
+	again := dialWS(t, ts, "?since="+pos, nil)
+	if m := readJSON(t, again); m["id"] != missed[0].String() {
+		t.Fatalf("resumed with %v, want the missed event %v", m, missed[0])
+	}
 }

@@ -102,6 +102,9 @@ func dialWS(t *testing.T, s *server, query string) *websocket.Conn {
 		t.Fatalf("dial /api/v1/ws%s: %v (%v)", query, err, resp)
 	}
 	t.Cleanup(func() { conn.Close() })
+	if m := readFrame(t, conn); m["type"] != "subscribed" { // the first frame: where delivery starts
+		t.Fatalf("first frame %v, want subscribed", m)
+	}
 	return conn
 }
 

@@ -189,6 +189,10 @@ func TestE2ESlowConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer again.Close()
+	_ = again.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := again.ReadMessage(); err != nil { // subscribed
+		t.Fatal(err)
+	}
 	var rest []string
 	for i, id := range ids {
 		if id == last {
@@ -237,8 +241,13 @@ func TestE2EDrain(t *testing.T) {
 	expectError(t, status, raw, http.StatusServiceUnavailable, "draining")
 
 	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseServiceRestart) {
-		t.Fatalf("WebSocket ended with %v, want 1012", err)
+	for { // the subscribed frame, then the close
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseServiceRestart) {
+				t.Fatalf("WebSocket ended with %v, want 1012", err)
+			}
+			break
+		}
 	}
 	for i, st := range streams {
 		fs := st.expectEnd(t, 10*time.Second)

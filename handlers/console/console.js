@@ -213,6 +213,9 @@
       if (!msg || typeof msg !== "object") return;
       if (typeof msg.id === "string" && typeof msg.topic === "string") {
         onEvent(msg);
+      } else if (msg.type === "subscribed" && parseId(msg.position) && !st.lastId && !st.since) {
+        // Where delivery starts: resuming from here after a drop loses nothing.
+        st.lastId = msg.position;
       } else if (msg.type === "resync") {
         onResync(msg, "");
       } else if (msg.type === "error") {
