@@ -433,18 +433,23 @@ func TestE2EBrowserConsole(t *testing.T) {
 		p.waitFor("the queue over WebSocket", func(v pageView) bool { return strings.HasPrefix(v.Queue, "1 pending · 1 active") })
 
 		for _, transport := range []string{"ws", "sse"} {
+			name := map[string]string{"ws": "websocket", "sse": "sse"}[transport]
+			opened := countLines(s, "connection opened", map[string]string{"transport": name})
+			expiredBefore := countLines(s, "connection closed", map[string]string{"transport": name, "reason": "auth_expired"})
 			p.chooseTransport(transport)
-			connectWith(consoleJWT(secret, 3*time.Second))
-			// The page may be "connected" only briefly under load: assert the outcome, and that
-			// the server ended a live connection of this transport for the expiry.
+			// Long enough to connect under load; the page state of the previous round says
+			// "expired" already, so the server's log tells this round's story.
+			connectWith(consoleJWT(secret, 6*time.Second))
+			waitFor(t, "the page connects over "+name, 20*time.Second, func() bool {
+				return countLines(s, "connection opened", map[string]string{"transport": name}) > opened
+			})
+			waitFor(t, "the server ends the "+name+" stream for the expiry", 20*time.Second, func() bool {
+				return countLines(s, "connection closed", map[string]string{"transport": name, "reason": "auth_expired"}) > expiredBefore
+			})
 			v := p.waitFor("token expired over "+transport, func(v pageView) bool { return v.State == "expired" })
 			if !strings.Contains(v.Text, "token expired") {
 				t.Fatalf("after expiry over %s the page shows %q", transport, v.Text)
 			}
-			name := map[string]string{"ws": "websocket", "sse": "sse"}[transport]
-			waitFor(t, "the server ends the "+name+" stream for the expiry", 10*time.Second, func() bool {
-				return countLines(s, "connection closed", map[string]string{"transport": name, "reason": "auth_expired"}) > 0
-			})
 		}
 	})
 
