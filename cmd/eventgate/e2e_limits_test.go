@@ -268,3 +268,21 @@ func hasShutdown(fs []frame) bool {
 	}
 	return false
 }
+
+// TestE2ESecondSignal: a second SIGTERM during the drain ends the process at once, without
+// waiting out the grace period.
+func TestE2ESecondSignal(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, map[string]string{"EVENTGATE_SHUTDOWN_GRACE": "5m"})
+	for range 3 { // they keep the drain waiting: their ends are spread over 2.5 minutes
+		st := openStream(t, srv.URL()+"/api/v1/stream", nil)
+		defer st.Close()
+		st.next(t, 10*time.Second)
+	}
+	srv.Signal()
+	eventuallyStatus(t, srv.URL()+"/readyz", http.StatusServiceUnavailable) // draining
+	srv.Signal()
+	if _, ok := srv.Wait(30 * time.Second); !ok {
+		t.Fatal("still running after a second SIGTERM (the grace period is 5 minutes)")
+	}
+}
