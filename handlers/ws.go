@@ -47,6 +47,7 @@ type wsConn struct {
 	readCode   int
 	readReason string
 	// Owned by the writer.
+	retryRead <-chan time.Time // set while the store fails during catch-up
 	closeCode int
 	reason    string
 	closeText string // the close frame's text when it differs from reason
@@ -183,31 +184,14 @@ func (w *wsConn) write() {
 	defer w.finish()
 	ping := time.NewTicker(w.s.cfg.Heartbeat)
 	defer ping.Stop()
-	ctx := context.Background() // store reads during catch-up; they carry their own timeouts
-	var retryRead <-chan time.Time
 	draining, drainNow := w.s.draining, (<-chan time.Time)(nil)
 	expired, stopExpiry := w.principal.expiry() // nil channel when auth is off
 	defer stopExpiry()
-	if !w.sendJSON(subscribedFrame(w.sub.Filter(), w.sub.Position().String())) {
+	if !w.sendSubscribed() {
 		return
 	}
-	deliver := func() bool {
-		ep := eventSlices.Get().(*[]*streams.Event) // pooled: an idle connection holds no batch
-		defer func() { *ep = (*ep)[:0]; eventSlices.Put(ep) }()
-		events, err := w.sub.Next(ctx, (*ep)[:0])
-		*ep = events
-		for _, e := range events {
-			if !w.send(e.JSON) {
-				return false
-			}
-		}
-		w.info.delivered(events, err)
-		if err != nil {
-			w.s.log.Warn("catch-up read failed; retrying", "err", err)
-			retryRead = time.After(time.Second)
-		}
-		return true
-	}
+	// The loop only selects; the work happens in methods, so the frame this goroutine parks in
+	// while idle stays small and the runtime can shrink its stack.
 	for {
 		select {
 		case <-w.done:
@@ -223,25 +207,58 @@ func (w *wsConn) write() {
 			w.closeCode, w.reason, w.closeText = websocket.ClosePolicyViolation, "auth_expired", "token expired"
 			return
 		case <-ping.C:
-			if err := w.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(w.s.cfg.WriteTimeout)); err != nil {
-				w.reason = "write_failed"
+			if !w.ping() {
 				return
 			}
 		case a := <-w.actions:
 			if !w.handle(a) {
 				return
 			}
-		case <-retryRead:
-			retryRead = nil
-			if !deliver() {
+		case <-w.retryRead:
+			w.retryRead = nil
+			if !w.deliver() {
 				return
 			}
 		case <-w.sub.Ready():
-			if !deliver() {
+			if !w.deliver() {
 				return
 			}
 		}
 	}
+}
+
+// sendSubscribed sends the connect frame: the filter and where delivery starts.
+func (w *wsConn) sendSubscribed() bool {
+	return w.sendJSON(subscribedFrame(w.sub.Filter(), w.sub.Position().String()))
+}
+
+func (w *wsConn) ping() bool {
+	if err := w.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(w.s.cfg.WriteTimeout)); err != nil {
+		w.reason = "write_failed"
+		return false
+	}
+	return true
+}
+
+// deliver writes what the subscription has ready. A store error while catching up keeps the
+// connection and schedules another attempt.
+func (w *wsConn) deliver() bool {
+	ep := eventSlices.Get().(*[]*streams.Event) // pooled: an idle connection holds no batch
+	defer func() { *ep = (*ep)[:0]; eventSlices.Put(ep) }()
+	// Store reads during catch-up carry their own timeouts.
+	events, err := w.sub.Next(context.Background(), (*ep)[:0])
+	*ep = events
+	for _, e := range events {
+		if !w.send(e.JSON) {
+			return false
+		}
+	}
+	w.info.delivered(events, err)
+	if err != nil {
+		w.s.log.Warn("catch-up read failed; retrying", "err", err)
+		w.retryRead = time.After(time.Second)
+	}
+	return true
 }
 
 // send writes one text frame with a write deadline. A client that accepts nothing for the write
