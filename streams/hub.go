@@ -55,7 +55,8 @@ type Hub struct {
 
 	mu   sync.Mutex
 	subs map[*Subscription]struct{}
-	last ID // position of the last dispatched batch; guarded by mu
+	last ID          // position of the last dispatched batch; guarded by mu
+	lost []lostRange // stretches lost in log resets, newest last; guarded by mu
 }
 
 // NewHub returns a hub over log. Call Run to start its reader.
@@ -164,12 +165,34 @@ func (h *Hub) resync(ctx context.Context, f Filter, reason string, requested, ol
 	return NewResync(reason, requested, oldest, at, queue)
 }
 
+// maxLostRanges bounds the memory of log resets; older ones are forgotten.
+const maxLostRanges = 8
+
+// lostRange is a stretch (lo, hi] of positions the log lost in a reset.
+type lostRange struct{ lo, hi ID }
+
+// lostAt reports whether pos lies in a stretch the log lost, and where the new log began.
+func (h *Hub) lostAt(pos ID) (ID, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.lost {
+		if r.lo.Less(pos) && !r.hi.Less(pos) {
+			return r.lo, true
+		}
+	}
+	return ID{}, false
+}
+
 // reset handles a log that went back in time: the reader continues from last, and every
 // subscription re-reads the log, where its position is unknown: it gets a resync.
 func (h *Hub) reset(last ID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.opts.Logger.Warn("the log was reset or lost; subscribers will resync", "was", h.last.String(), "now", last.String())
+	h.lost = append(h.lost, lostRange{lo: last, hi: h.last})
+	if len(h.lost) > maxLostRanges {
+		h.lost = h.lost[1:]
+	}
 	h.last = last
 	for s := range h.subs {
 		s.overflow.Store(true)

@@ -68,6 +68,9 @@ func collect(t *testing.T, sub *streams.Subscription, n int) []*streams.Event {
 				t.Fatal(err)
 			}
 		case <-ctx.Done():
+			for _, e := range out {
+				t.Logf("got %v %s %s", e.ID, e.Type, e.JSON)
+			}
 			t.Fatalf("got %d of %d events", len(out), n)
 		}
 	}

@@ -23,9 +23,10 @@ type Subscription struct {
 	close    sync.Once
 
 	// Owned by the draining goroutine.
-	pos        ID   // last position delivered or skipped
-	catchup    bool // reading from the log rather than the live buffer
-	fromOldest bool // started at "0": a trimmed ring is expected, not a resync
+	pos         ID   // last position delivered or skipped
+	catchup     bool // reading from the log rather than the live buffer
+	fromOldest  bool // started at "0": a trimmed ring is expected, not a resync
+	resyncedFor ID   // the MaxDeleted a resync was sent for: one resync per deletion
 	// excluded lists ranges a replay must not deliver again (see Change); pruned once passed.
 	excluded []exclusion
 }
@@ -177,6 +178,14 @@ func (s *Subscription) readLog(ctx context.Context, dst []*Event) ([]*Event, err
 		return dst, err
 	}
 	b := page.Bounds
+	if lo, lost := s.hub.lostAt(s.pos); lost {
+		// pos lies in a stretch the log lost when it was reset, however far the new log has
+		// moved on since: say so, and continue from where the new log began.
+		dst = append(dst, s.hub.resync(ctx, s.Filter(), ReasonUnknown, s.pos, b.First, lo))
+		s.pos = lo
+		s.signal()
+		return dst, nil
+	}
 	switch {
 	case b.Last.Less(s.pos):
 		// The log never reached pos: it was reset or lost. Continue from its end.
@@ -184,13 +193,18 @@ func (s *Subscription) readLog(ctx context.Context, dst []*Event) ([]*Event, err
 		s.pos = b.Last
 		s.signal()
 		return dst, nil
-	case s.pos.Less(b.MaxDeleted) && !s.fromOldest:
+	case s.pos.Less(b.MaxDeleted) && !s.fromOldest && s.resyncedFor.Less(b.MaxDeleted):
 		// Continue just before the oldest event held: after MaxDeleted when trimming removed the
-		// oldest events, but never past events still held (an entry deleted in the middle).
+		// oldest events; from here when an entry was deleted among those still held (never
+		// backwards, and once per deletion).
 		at := b.MaxDeleted
 		if !b.First.IsZero() && !at.Less(b.First) {
 			at = b.First.Prev()
 		}
+		if at.Less(s.pos) {
+			at = s.pos
+		}
+		s.resyncedFor = b.MaxDeleted
 		dst = append(dst, s.hub.resync(ctx, s.Filter(), ReasonTruncated, s.pos, b.First, at))
 		s.pos = at
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/store"
+	"github.com/eventgate/eventgate/store/redistest"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -159,4 +160,87 @@ func TestResyncKeepsHeldEvents(t *testing.T) {
 		t.Fatalf("first %s, want resync", got[0].Type)
 	}
 	wantIDs(t, got[1:], ids[1:])
+}
+
+// TestResyncOnceForDeletedEntry: an entry deleted in the middle of a Redis log (XDEL) gives a
+// subscriber reading across it one resync, and every held event once, in order.
+func TestResyncOnceForDeletedEntry(t *testing.T) {
+	t.Parallel()
+	client, _, prefix := redistest.Client(t)
+	log := store.NewRedis(client, nil, prefix+"events", 0, store.RedisOptions{Block: 50 * time.Millisecond})
+	h := streams.NewHub(log, streams.HubOptions{Buffer: 8, PageSize: 32})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = h.Run(ctx) }()
+	ids := appendN(t, log, 200)
+	if err := client.XDel(ctx, prefix+"events", ids[150].String()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := h.Subscribe(ctx, streams.Filter{}, streams.After(ids[10]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	want := append(append([]streams.ID{}, ids[11:150]...), ids[151:]...)
+	got := collect(t, sub, len(want)+1)
+	resyncs := 0
+	var events []*streams.Event
+	for _, e := range got {
+		if e.Control {
+			resyncs++
+			if e.ID.Less(ids[10]) {
+				t.Fatalf("resync at %v, behind the subscriber's position %v", e.ID, ids[10])
+			}
+			continue
+		}
+		events = append(events, e)
+	}
+	if resyncs != 1 {
+		t.Fatalf("%d resyncs, want 1", resyncs)
+	}
+	wantIDs(t, events, want)
+}
+
+// TestResetBehindSubscriberResyncs: a subscriber behind when the log is lost gets a resync even
+// if the new log has moved past its position by the time it reads.
+func TestResetBehindSubscriberResyncs(t *testing.T) {
+	t.Parallel()
+	first := store.NewMemory(100)
+	first.SetPoll(20 * time.Millisecond)
+	log := &swappableLog{log: first}
+	h := streams.NewHub(log, streams.HubOptions{Buffer: 8})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = h.Run(ctx) }()
+	<-h.Started()
+	ids := appendN(t, log, 5)
+	sub, _ := h.Subscribe(ctx, streams.Filter{}, streams.After(ids[1])) // not read yet
+	defer sub.Close()
+
+	// waitJoin polls where a live subscriber joins now: the hub reader's position.
+	waitJoin := func(what string, ok func(streams.ID) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			probe, _ := h.Subscribe(ctx, streams.Filter{}, streams.Live)
+			joined := probe.Position()
+			probe.Close()
+			if ok(joined) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the hub is at %v", what, joined)
+			}
+		}
+	}
+	waitJoin("dispatched", func(id streams.ID) bool { return id == ids[4] })
+	fresh := store.NewMemory(100)
+	fresh.SetPoll(20 * time.Millisecond)
+	log.set(fresh, false) // the store came back empty
+	waitJoin("noticed the reset", func(id streams.ID) bool { return id.Less(ids[0]) })
+	later := appendN(t, log, 2) // producers carry on; the new log's ids pass the old ones
+	got := collect(t, sub, 3)
+	if !got[0].Control || !strings.Contains(string(got[0].JSON), streams.ReasonUnknown) {
+		t.Fatalf("first %s %s, want a position_unknown resync (events %v..%v were lost)", got[0].Type, got[0].JSON, ids[2], ids[4])
+	}
+	wantIDs(t, got[1:], later)
 }

@@ -237,6 +237,11 @@ func redisClients(rawURL string) (client, tail *redis.Client, err error) {
 		if opts.DialTimeout == 0 {
 			opts.DialTimeout = 2 * time.Second
 		}
+		if opts.TLSConfig != nil {
+			// go-redis names the first sentinel here and reuses the config for the master:
+			// let each connection verify its own host instead.
+			opts.TLSConfig.ServerName = ""
+		}
 		tailOpts := *opts
 		tailOpts.PoolSize, tailOpts.ReadTimeout = 2, 10*time.Second
 		return redis.NewFailoverClient(opts), redis.NewFailoverClient(&tailOpts), nil
