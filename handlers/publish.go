@@ -2,7 +2,7 @@ package handlers
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,10 +16,6 @@ import (
 
 // inFlightTTL bounds how long a claimed Idempotency-Key blocks retries before its receipt exists.
 const inFlightTTL = time.Minute
-
-type publishResponse struct {
-	IDs []string `json:"ids"`
-}
 
 // publish serves POST /api/v1/events (SPEC §4): one event or a batch, validated whole before
 // anything is appended, appended atomically, with an optional Idempotency-Key.
@@ -71,10 +67,12 @@ func (s *Server) publish(c *gin.Context) {
 		}
 	}
 
-	ids, err := s.events.Append(c, drafts)
+	ids, stored, err := s.appendOnce(c, key, drafts)
 	if err != nil {
 		// After ErrUnavailable the batch may or may not be in the log: keep the claim (it lapses
 		// after inFlightTTL), so an immediate retry gets 409 rather than appending it twice.
+		// (With Redis the events and the receipt are written together, so a later retry finds
+		// the receipt if the append happened.)
 		if key != "" && !errors.Is(err, streams.ErrUnavailable) {
 			if rerr := s.receipts.Release(c, key); rerr != nil {
 				s.log.Warn("releasing idempotency key failed", "err", rerr)
@@ -84,18 +82,27 @@ func (s *Server) publish(c *gin.Context) {
 		return
 	}
 	s.metrics.publishedEvents(drafts)
-	resp := publishResponse{IDs: make([]string, len(ids))}
-	for i, id := range ids {
-		resp.IDs[i] = id.String()
-	}
-	out, _ := json.Marshal(resp)
-	if key != "" {
+	out := streams.ReceiptBody(ids) // {"ids":[...]}
+	if key != "" && !stored {
 		// The events are in the log: failing to remember the key must not fail the request.
 		if err := s.receipts.Complete(c, key, out, s.cfg.IdempotencyTTL); err != nil {
 			s.log.Warn("storing idempotency receipt failed", "err", err)
 		}
 	}
 	c.Data(http.StatusCreated, "application/json; charset=utf-8", out)
+}
+
+// appendOnce appends drafts; with an Idempotency-Key and receipts that can write atomically with
+// the log, the receipt is stored in the same step (stored is then true).
+func (s *Server) appendOnce(ctx context.Context, key string, drafts []streams.Draft) (ids []streams.ID, stored bool, err error) {
+	if ar, ok := s.receipts.(streams.AtomicReceipts); ok && key != "" {
+		ids, ok, err := ar.AppendOnce(ctx, s.events, key, drafts, s.cfg.IdempotencyTTL)
+		if ok {
+			return ids, err == nil, err
+		}
+	}
+	ids, err = s.events.Append(ctx, drafts)
+	return ids, false, err
 }
 
 func validIdempotencyKey(k string) bool {

@@ -2,6 +2,7 @@ package streams_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -169,5 +170,14 @@ func TestResyncCarriesQueueStatus(t *testing.T) {
 	got := collect(t, sub, 1)
 	if !strings.Contains(string(got[0].JSON), `"queue":{"pending":9,"active":1`) {
 		t.Fatalf("resync %s does not carry the queue status", got[0].JSON)
+	}
+}
+
+func TestReceiptBody(t *testing.T) {
+	t.Parallel()
+	ids := []streams.ID{{MS: 1, Seq: 2}, {MS: 30, Seq: 0}}
+	want, _ := json.Marshal(map[string][]string{"ids": {"1-2", "30-0"}})
+	if got := streams.ReceiptBody(ids); string(got) != string(want) {
+		t.Fatalf("%s, want %s", got, want)
 	}
 }
