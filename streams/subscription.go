@@ -11,8 +11,8 @@ import (
 // blocking; when the buffer is full the subscription continues from the log at its own pace and
 // sends resync only if the log has moved past it.
 //
-// Ownership: one goroutine (the connection's writer) calls Ready/Next; SetFilter and Close may be
-// called from any goroutine.
+// Ownership: one goroutine (the connection's writer) calls Ready, Next, Position and Change;
+// Filter and Close may be called from any goroutine.
 type Subscription struct {
 	hub    *Hub
 	filter atomic.Pointer[Filter]
@@ -107,10 +107,6 @@ func (s *Subscription) syncLive() {
 
 // Filter returns the current filter.
 func (s *Subscription) Filter() Filter { return *s.filter.Load() }
-
-// SetFilter replaces the filter for events not yet delivered. Events already buffered were
-// matched against the old filter and are re-checked by Next.
-func (s *Subscription) SetFilter(f Filter) { s.filter.Store(&f) }
 
 // Change replaces the filter, for WebSocket subscribe/unsubscribe actions. Events that the old
 // filter skipped and the new one matches are read from the log, so nothing is missed across the
