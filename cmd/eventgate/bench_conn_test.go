@@ -79,6 +79,27 @@ func rssBytes(b *testing.B, pid int) int64 {
 	return 0
 }
 
+// goMemory is the server's Go heap and stacks in use, from its /metrics (what the runtime holds
+// for live objects and goroutines, without the allocator's and the OS's slack that RSS counts).
+func goMemory(b *testing.B, url string) int64 {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var total int64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		for _, name := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_stack_inuse_bytes "} {
+			if v, ok := strings.CutPrefix(sc.Text(), name); ok {
+				f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				total += int64(f)
+			}
+		}
+	}
+	return total
+}
+
 // openAll opens n connections with 64 dialers at a time; open returns a closer.
 func openAll(b *testing.B, n int, open func() (func(), error)) []func() {
 	closers := make([]func(), n)
@@ -161,7 +182,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 			n := benchConns()
 			for b.Loop() {
 				url, pid := benchServer(b)
-				before := rssBytes(b, pid)
+				before, goBefore := rssBytes(b, pid), goMemory(b, url)
 				closers := openAll(b, n, func() (func(), error) {
 					if tr == "sse" {
 						return openSSEConn(url, nil)
@@ -169,8 +190,9 @@ func BenchmarkIdleConnections(b *testing.B) {
 					return openWSConn(url)
 				})
 				time.Sleep(2 * time.Second) // let the server settle before reading its RSS
-				after := rssBytes(b, pid)
+				after, goAfter := rssBytes(b, pid), goMemory(b, url)
 				b.ReportMetric(float64(after-before)/float64(n), "bytes/conn")
+				b.ReportMetric(float64(goAfter-goBefore)/float64(n), "go-bytes/conn")
 				b.ReportMetric(float64(n), "conns")
 				for _, c := range closers {
 					c()
