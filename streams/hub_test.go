@@ -281,6 +281,24 @@ func (l *swappableLog) Tail(ctx context.Context, after streams.ID, n int) (strea
 	return m.Tail(ctx, after, n)
 }
 
+// quickRing is a memory log whose Tail polls every 20ms, so idle checks come fast in tests.
+func quickRing(retention int) *store.Memory {
+	m := store.NewMemory(retention)
+	m.SetPoll(20 * time.Millisecond)
+	return m
+}
+
+// runHub runs a hub over log until the test ends.
+func runHub(t *testing.T, log streams.Log, opts streams.HubOptions) *streams.Hub {
+	t.Helper()
+	h := streams.NewHub(log, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return h
+}
+
 func (l *swappableLog) set(m *store.Memory, down bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -289,13 +307,9 @@ func (l *swappableLog) set(m *store.Memory, down bool) {
 
 func TestLogResetResyncsLiveSubscribers(t *testing.T) {
 	t.Parallel()
-	first := store.NewMemory(100)
-	first.SetPoll(20 * time.Millisecond)
-	log := &swappableLog{log: first}
-	h := streams.NewHub(log, streams.HubOptions{Buffer: 8})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = h.Run(ctx) }()
+	log := &swappableLog{log: quickRing(100)}
+	h := runHub(t, log, streams.HubOptions{Buffer: 8})
+	ctx := t.Context()
 	sub, err := h.Subscribe(ctx, streams.Filter{}, streams.Live)
 	if err != nil {
 		t.Fatal(err)
@@ -304,10 +318,8 @@ func TestLogResetResyncsLiveSubscribers(t *testing.T) {
 	ids := appendN(t, log, 3)
 	wantIDs(t, collect(t, sub, 3), ids)
 
-	log.set(nil, true) // the store goes away …
-	fresh := store.NewMemory(100)
-	fresh.SetPoll(20 * time.Millisecond)
-	log.set(fresh, false) // … and comes back empty
+	log.set(nil, true)             // the store goes away …
+	log.set(quickRing(100), false) // … and comes back empty
 	got := collect(t, sub, 1)
 	if got[0].Type != streams.TypeResync || !strings.Contains(string(got[0].JSON), streams.ReasonUnknown) {
 		t.Fatalf("got %s %s, want a position_unknown resync", got[0].Type, got[0].JSON)

@@ -205,13 +205,9 @@ func TestResyncOnceForDeletedEntry(t *testing.T) {
 // if the new log has moved past its position by the time it reads.
 func TestResetBehindSubscriberResyncs(t *testing.T) {
 	t.Parallel()
-	first := store.NewMemory(100)
-	first.SetPoll(20 * time.Millisecond)
-	log := &swappableLog{log: first}
-	h := streams.NewHub(log, streams.HubOptions{Buffer: 8})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = h.Run(ctx) }()
+	log := &swappableLog{log: quickRing(100)}
+	h := runHub(t, log, streams.HubOptions{Buffer: 8})
+	ctx := t.Context()
 	<-h.Started()
 	ids := appendN(t, log, 5)
 	sub, _ := h.Subscribe(ctx, streams.Filter{}, streams.After(ids[1])) // not read yet
@@ -233,9 +229,7 @@ func TestResetBehindSubscriberResyncs(t *testing.T) {
 		}
 	}
 	waitJoin("dispatched", func(id streams.ID) bool { return id == ids[4] })
-	fresh := store.NewMemory(100)
-	fresh.SetPoll(20 * time.Millisecond)
-	log.set(fresh, false) // the store came back empty
+	log.set(quickRing(100), false) // the store came back empty
 	waitJoin("noticed the reset", func(id streams.ID) bool { return id.Less(ids[0]) })
 	later := appendN(t, log, 2) // producers carry on; the new log's ids pass the old ones
 	got := collect(t, sub, 3)

@@ -172,3 +172,16 @@ func runPublishStd(ctx context.Context, args []string) int {
 func runTailStd(ctx context.Context, args []string) int {
 	return runTail(ctx, args, os.Getenv, os.Stdout, os.Stderr)
 }
+
+// exitCode reports a subcommand's outcome: 0 for nil; otherwise it prints the error and returns
+// code for errors matching special, exitFailure for the rest.
+func exitCode(stderr io.Writer, cmd string, err error, special error, code int) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "eventgate %s: %v\n", cmd, err)
+	if errors.Is(err, special) {
+		return code
+	}
+	return exitFailure
+}

@@ -63,17 +63,7 @@ func publishMain(ctx context.Context, args []string, getenv func(string) string,
 			return exitUsage
 		}
 	}
-	err := p.run(ctx, src)
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, errPublishInput):
-		fmt.Fprintf(stderr, "eventgate publish: %v\n", err)
-		return exitUsage
-	default:
-		fmt.Fprintf(stderr, "eventgate publish: %v\n", err)
-		return exitFailure
-	}
+	return exitCode(stderr, "publish", p.run(ctx, src), errPublishInput, exitUsage)
 }
 
 func parsePublishArgs(args []string, getenv func(string) string, stderr io.Writer) (publishOptions, int, bool) {

@@ -63,17 +63,7 @@ func tailMain(ctx context.Context, args []string, getenv func(string) string, st
 		return code
 	}
 	t := &tailer{opts: opts, do: do, out: stdout, log: stderr, retry: defaultTailRetry, lastID: ""}
-	err := t.run(ctx)
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, errTailAuth):
-		fmt.Fprintf(stderr, "eventgate tail: %v\n", err)
-		return exitAuth
-	default:
-		fmt.Fprintf(stderr, "eventgate tail: %v\n", err)
-		return exitFailure
-	}
+	return exitCode(stderr, "tail", t.run(ctx), errTailAuth, exitAuth)
 }
 
 // stringList is a repeatable string flag.
