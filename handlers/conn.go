@@ -23,7 +23,7 @@ type connInfo struct {
 	subject   string
 	opened    time.Time
 	sent      int
-	release   func() // frees the connection's slots; nil when none were taken
+	slot      *slot // the connection's place under the caps; nil when none was taken
 
 	// Metrics, resolved at open so that delivery does no label lookup.
 	tm       *transportMetrics
@@ -41,12 +41,15 @@ type connInfo struct {
 
 // openConn logs a connection's start and returns its record.
 func (s *Server) openConn(c *gin.Context, transport string, f streams.Filter, start streams.Start) *connInfo {
-	info := &connInfo{
-		s: s, id: c.GetString(ctxConnID), transport: transport, clientIP: c.ClientIP(),
-		subject: c.GetString(ctxSubject), opened: time.Now(),
+	info := &connInfo{s: s, transport: transport, subject: c.GetString(ctxSubject), opened: time.Now()}
+	if v, ok := c.Get(ctxSlot); ok {
+		info.slot, _ = v.(*slot)
 	}
-	if info.id == "" {
-		info.id = connID()
+	if info.slot != nil {
+		info.id, info.clientIP = info.slot.id, info.slot.ip
+		c.Set(ctxOwned, true)
+	} else {
+		info.id, info.clientIP = connID(), c.ClientIP()
 	}
 	info.tm = s.metrics.transport(transport)
 	info.openedMS = uint64(info.opened.UnixMilli())
@@ -59,10 +62,6 @@ func (s *Server) openConn(c *gin.Context, transport string, f streams.Filter, st
 	}
 	if transport == transportWS {
 		info.observeLater(c, http.StatusSwitchingProtocols)
-	}
-	if v, ok := c.Get(ctxRelease); ok {
-		info.release, _ = v.(func())
-		c.Set(ctxOwned, true)
 	}
 	resume := "now"
 	if !start.Live {
@@ -140,16 +139,13 @@ func (i *connInfo) close(reason string) {
 	i.s.log.Info("connection closed", "conn", i.id, "transport", i.transport, "client_ip", i.clientIP,
 		"subject", i.subject, "duration", time.Since(i.opened).Round(time.Millisecond).String(),
 		"events_sent", i.sent, "reason", reason)
-	if i.release != nil {
-		i.release()
+	if i.slot != nil {
+		i.slot.release()
 	}
 }
 
 // Keys of values that middleware leaves on the gin context for the streaming handlers.
-const (
-	ctxSubject = "eventgate.subject"
-	ctxRelease = "eventgate.release"
-)
+const ctxSubject = "eventgate.subject"
 
 func connID() string {
 	var b [8]byte

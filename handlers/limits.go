@@ -3,17 +3,17 @@ package handlers
 import (
 	"context"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 )
 
-// ctxOwned marks that a streaming handler took over the connection's slots (and will release
-// them when the connection ends); ctxConnID carries the connection id.
+// ctxOwned marks that a streaming handler took over the connection's slot (and will release it
+// when the connection ends); ctxSlot carries the slot (*slot).
 const (
-	ctxOwned  = "eventgate.owned"
-	ctxConnID = "eventgate.conn"
+	ctxOwned = "eventgate.owned"
+	ctxSlot  = "eventgate.slot"
 )
 
 // admit is the connection cap of /stream and /ws, checked before the stream starts or the upgrade:
@@ -47,25 +47,40 @@ func (s *Server) admit(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: at most %d concurrent connections per client", errTooManyConnections, s.cfg.MaxConnectionsPerIP))
 		return
 	}
-	release := sync.OnceFunc(func() {
-		s.active.Add(-1)
-		if leased {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := s.leases.Release(ctx, ip, id); err != nil {
-				s.log.Warn("releasing connection lease failed; it will expire", "err", err)
-			}
-		}
-	})
-	c.Set(ctxConnID, id)
-	c.Set(ctxRelease, release)
+	sl := &slot{s: s, id: id, ip: ip, leased: leased}
+	c.Set(ctxSlot, sl)
 	// Deferred: a panic below (recovered further up) must not leak the slot or the lease.
 	defer func() {
 		if !c.GetBool(ctxOwned) {
-			release()
+			sl.release()
 		}
 	}()
 	c.Next()
+}
+
+// slot is a connection's place under the caps: one of the instance's and, when leased, its lease
+// under the client's IP. A streaming handler takes it over (ctxOwned) and releases it when the
+// connection ends.
+type slot struct {
+	s        *Server
+	id, ip   string // the connection id (the lease's) and the client IP
+	leased   bool
+	released atomic.Bool
+}
+
+// release frees the slot; calls after the first do nothing. Any goroutine.
+func (sl *slot) release() {
+	if sl.released.Swap(true) {
+		return
+	}
+	sl.s.active.Add(-1)
+	if sl.leased {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := sl.s.leases.Release(ctx, sl.ip, sl.id); err != nil {
+			sl.s.log.Warn("releasing connection lease failed; it will expire", "err", err)
+		}
+	}
 }
 
 // Active returns the number of streaming connections this instance holds.

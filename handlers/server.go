@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -123,8 +122,10 @@ type Server struct {
 	connectRate, publishRate *rateRoute
 	engine                   *gin.Engine
 
-	drainOnce sync.Once
-	draining  chan struct{} // closed when the server starts draining
+	ws wsConns // open WebSocket connections, for Drain
+	// draining is closed when the server starts draining (startDrain).
+	draining   <-chan struct{}
+	startDrain context.CancelFunc
 }
 
 // New builds the server and its routes.
@@ -138,10 +139,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, hub: deps.Hub, log: deps.Logger, events: deps.Log, receipts: deps.Receipts, jobs: deps.Jobs, leases: deps.Leases,
-		store: deps.Store, metrics: deps.Metrics, webhooks: deps.Webhooks, draining: make(chan struct{}),
+		store: deps.Store, metrics: deps.Metrics, webhooks: deps.Webhooks,
 		connectRate: &rateRoute{name: RouteConnect, limiter: deps.ConnectLimiter, key: connectKey, failOpen: connectFailOpen},
 		publishRate: &rateRoute{name: RoutePublish, limiter: deps.PublishLimiter, key: publishKey, failOpen: publishFailOpen},
 	}
+	drainCtx, startDrain := context.WithCancel(context.Background())
+	s.draining, s.startDrain = drainCtx.Done(), startDrain
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	// gin trusts every proxy by default, letting clients pick their IP with X-Forwarded-For.
@@ -184,7 +187,10 @@ func (s *Server) Handler() http.Handler { return s.engine }
 
 // Drain starts the graceful shutdown: /readyz turns 503, open streams get a shutdown event and
 // end, new stream requests get 200 + retry: + shutdown. Idempotent.
-func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+func (s *Server) Drain() {
+	s.startDrain()
+	s.ws.drain() // idle WebSocket connections have no goroutine watching s.draining
+}
 
 func (s *Server) isDraining() bool {
 	select {

@@ -52,9 +52,14 @@ func (s *Server) appendShutdown(b []byte) []byte {
 
 // subscribe subscribes, waiting at most a few seconds for the hub's reader to start.
 func (s *Server) subscribe(ctx context.Context, f streams.Filter, start streams.Start) (*streams.Subscription, error) {
+	return s.subscribeWith(ctx, f, start, streams.SubscribeOptions{})
+}
+
+// subscribeWith is subscribe with per-subscription options (Hub.SubscribeWith).
+func (s *Server) subscribeWith(ctx context.Context, f streams.Filter, start streams.Start, opts streams.SubscribeOptions) (*streams.Subscription, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	sub, err := s.hub.Subscribe(ctx, f, start)
+	sub, err := s.hub.SubscribeWith(ctx, f, start, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the event log is not readable yet", streams.ErrUnavailable)
 	}
@@ -62,11 +67,14 @@ func (s *Server) subscribe(ctx context.Context, f streams.Filter, start streams.
 }
 
 // drainDelay spreads the end of streams over DrainSpread, so clients do not reconnect as one wave.
-func (s *Server) drainDelay() <-chan time.Time {
+func (s *Server) drainDelay() <-chan time.Time { return time.After(s.drainAfter()) }
+
+// drainAfter is a random delay within DrainSpread.
+func (s *Server) drainAfter() time.Duration {
 	if s.cfg.DrainSpread <= 0 {
-		return time.After(0)
+		return 0
 	}
-	return time.After(rand.N(s.cfg.DrainSpread))
+	return rand.N(s.cfg.DrainSpread)
 }
 
 // resumeStart reads the resume position: Last-Event-ID header first, then since, then

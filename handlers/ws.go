@@ -2,9 +2,7 @@ package handlers
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,6 +19,11 @@ import (
 // maxInboundFrame is the largest client frame; a larger one closes the connection with 1009.
 const maxInboundFrame = 64 << 10
 
+// wsLiveBuffer is a WebSocket subscription's live buffer: smaller than SSE's, since an idle
+// connection holds it and the writer starts as soon as events arrive; a larger burst is read from
+// the log.
+const wsLiveBuffer = 16
+
 // wsWriteBuffers is shared by every connection: a connection holds a write buffer only while
 // writing, which keeps idle connections small.
 var wsWriteBuffers sync.Pool
@@ -33,34 +36,9 @@ type wsAction struct {
 	Since  *string  `json:"since"`
 }
 
-// wsConn is one WebSocket connection. The reader goroutine only reads and forwards actions; the
-// writer goroutine is the only one that writes frames (gorilla allows one concurrent writer), and
-// the only one that touches the subscription.
-type wsConn struct {
-	s       *Server
-	conn    *websocket.Conn
-	sub     *streams.Subscription
-	actions chan wsAction
-	done    chan struct{} // closed when the reader stops
-	stopped chan struct{} // closed when the writer stops
-	// Set by the reader before it closes done; read by the writer only after done is closed.
-	readCode   int
-	readReason string
-	// Owned by the writer.
-	retryRead <-chan time.Time // set while the store fails during catch-up
-	closeCode int
-	reason    string
-	closeText string // the close frame's text when it differs from reason
-	info      *connInfo
-	// principal is the token's (nil with auth off); asked is the filter as the client asked for
-	// it, before the topic grants bound it (subscribe/unsubscribe actions edit it).
-	principal *Principal
-	asked     streams.Filter
-}
-
 func (s *Server) upgrader() *websocket.Upgrader {
 	return &websocket.Upgrader{
-		ReadBufferSize:   1024,
+		ReadBufferSize:   128, // gorilla's least; client messages are small, a larger one bypasses it
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &wsWriteBuffers,
 		CheckOrigin:      s.checkOrigin,
@@ -88,7 +66,8 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 }
 
 // websocket serves GET /api/v1/ws (SPEC §3). Every rejection happens before the upgrade, as a
-// JSON error; after it, the handler returns and two goroutines own the connection.
+// JSON error; after it, the handler returns and the connection's reader and writer own it
+// (ws_conn.go).
 func (s *Server) websocket(c *gin.Context) {
 	start, err := resumeStart(c)
 	if err != nil {
@@ -114,162 +93,33 @@ func (s *Server) websocket(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: origin %q is not allowed", errForbidden, c.GetHeader("Origin")))
 		return
 	}
-	sub, err := s.subscribe(c.Request.Context(), filter, start)
+	w := newWSConn(s, principal, asked)
+	sub, err := s.subscribeWith(c.Request.Context(), filter, start, streams.SubscribeOptions{Wake: w.wake, Buffer: wsLiveBuffer})
 	if err != nil {
 		s.reject(c, RejectStoreUnavailable)
 		s.fail(c, err)
 		return
 	}
+	w.sub = sub
 	conn, err := s.upgrader().Upgrade(c.Writer, c.Request, nil)
 	if err != nil {
 		sub.Close() // Upgrade has already answered the client
 		return
 	}
 	conn.SetReadLimit(maxInboundFrame)
-	w := &wsConn{
-		s: s, conn: conn, sub: sub,
-		actions:   make(chan wsAction, 1),
-		done:      make(chan struct{}),
-		stopped:   make(chan struct{}),
-		closeCode: websocket.CloseNormalClosure,
-		readCode:  websocket.CloseNormalClosure,
-		info:      s.openConn(c, "websocket", filter, start),
-		principal: principal,
-		asked:     asked,
-	}
+	w.conn = conn
+	w.info = s.openConn(c, "websocket", filter, start)
+	// The first frame is subscribed, with the position delivery starts from; this goroutine is
+	// the writer until it starts the first writer run (w.writing is set until then).
+	w.sendSubscribed() // on failure the connection is stopped, and the goroutines below end
+	w.startTimers()
 	go w.read()
 	go w.write()
-}
-
-// read is the connection's only reader. Pongs extend the read deadline; a client silent for two
-// heartbeats is gone.
-func (w *wsConn) read() {
-	defer close(w.done)
-	wait := 2 * w.s.cfg.Heartbeat
-	_ = w.conn.SetReadDeadline(time.Now().Add(wait))
-	w.conn.SetPongHandler(func(string) error { return w.conn.SetReadDeadline(time.Now().Add(wait)) })
-	for {
-		_, msg, err := w.conn.ReadMessage()
-		if err != nil {
-			w.readReason = "client_closed"
-			var ne interface{ Timeout() bool }
-			switch {
-			case errors.Is(err, websocket.ErrReadLimit):
-				w.readReason, w.readCode = "frame_too_large", websocket.CloseMessageTooBig
-			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
-			case errors.As(err, &ne) && ne.Timeout():
-				w.readReason, w.readCode = "ping_timeout", websocket.ClosePolicyViolation
-			default:
-				w.readReason = "read_failed"
-			}
-			return
-		}
-		_ = w.conn.SetReadDeadline(time.Now().Add(wait)) // any frame shows the client is alive
-		var a wsAction
-		dec := json.NewDecoder(bytes.NewReader(msg))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&a); err != nil {
-			a = wsAction{Action: "invalid", Topics: []string{err.Error()}}
-		}
-		select {
-		case w.actions <- a:
-		case <-w.stopped:
-			return
-		}
-	}
-}
-
-// write is the connection's only writer: events, control frames, pings, and the close frame.
-func (w *wsConn) write() {
-	defer w.finish()
-	ping := time.NewTicker(w.s.cfg.Heartbeat)
-	defer ping.Stop()
-	draining, drainNow := w.s.draining, (<-chan time.Time)(nil)
-	expired, stopExpiry := w.principal.expiry() // nil channel when auth is off
-	defer stopExpiry()
-	if !w.sendSubscribed() {
-		return
-	}
-	// The loop only selects; the work happens in methods, so the frame this goroutine parks in
-	// while idle stays small and the runtime can shrink its stack.
-	for {
-		select {
-		case <-w.done:
-			w.closeCode, w.reason = w.readCode, w.readReason
-			return
-		case <-draining:
-			draining, drainNow = nil, w.s.drainDelay()
-		case <-drainNow:
-			w.closeCode, w.reason = websocket.CloseServiceRestart, "shutdown"
-			return
-		case <-expired:
-			// The client reconnects with a fresh token and its last id (SPEC §3).
-			w.closeCode, w.reason, w.closeText = websocket.ClosePolicyViolation, "auth_expired", "token expired"
-			return
-		case <-ping.C:
-			if !w.ping() {
-				return
-			}
-		case a := <-w.actions:
-			if !w.handle(a) {
-				return
-			}
-		case <-w.retryRead:
-			w.retryRead = nil
-			if !w.deliver() {
-				return
-			}
-		case <-w.sub.Ready():
-			if !w.deliver() {
-				return
-			}
-		}
-	}
 }
 
 // sendSubscribed sends the connect frame: the filter and where delivery starts.
 func (w *wsConn) sendSubscribed() bool {
 	return w.sendJSON(subscribedFrame(w.sub.Filter(), w.sub.Position().String()))
-}
-
-func (w *wsConn) ping() bool {
-	if err := w.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(w.s.cfg.WriteTimeout)); err != nil {
-		w.reason = "write_failed"
-		return false
-	}
-	return true
-}
-
-// deliver writes what the subscription has ready. A store error while catching up keeps the
-// connection and schedules another attempt.
-func (w *wsConn) deliver() bool {
-	ep := eventSlices.Get().(*[]*streams.Event) // pooled: an idle connection holds no batch
-	defer func() { *ep = (*ep)[:0]; eventSlices.Put(ep) }()
-	// Store reads during catch-up carry their own timeouts.
-	events, err := w.sub.Next(context.Background(), (*ep)[:0])
-	*ep = events
-	for _, e := range events {
-		if !w.send(e.JSON) {
-			return false
-		}
-	}
-	w.info.delivered(events, err)
-	if err != nil {
-		w.s.log.Warn("catch-up read failed; retrying", "err", err)
-		w.retryRead = time.After(time.Second)
-	}
-	return true
-}
-
-// send writes one text frame with a write deadline. A client that accepts nothing for the write
-// timeout is closed with 1013 and resumes later with its last id.
-func (w *wsConn) send(frame []byte) bool {
-	_ = w.conn.SetWriteDeadline(time.Now().Add(w.s.cfg.WriteTimeout))
-	if err := w.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
-		w.closeCode, w.reason = websocket.CloseTryAgainLater, "write_timeout"
-		return false
-	}
-	return true
 }
 
 func (w *wsConn) sendJSON(v any) bool {
@@ -301,8 +151,15 @@ func subscribedFrame(f streams.Filter, position string) wsSubscribed {
 	return wsSubscribed{Type: "subscribed", Topics: f.TopicStrings(), Types: types, Position: position}
 }
 
-// handle applies one client action. Bad actions get an error frame; the connection stays.
-func (w *wsConn) handle(a wsAction) bool {
+// handle answers one client message. Malformed messages and bad actions get an error frame; the
+// connection stays. Writer only.
+func (w *wsConn) handle(msg []byte) bool {
+	var a wsAction
+	dec := json.NewDecoder(bytes.NewReader(msg))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return w.sendJSON(wsError{Type: "error", Code: "bad_request", Message: "malformed message: " + err.Error()})
+	}
 	switch a.Action {
 	case "ping":
 		return w.sendJSON(map[string]string{"type": "pong"})
@@ -318,8 +175,6 @@ func (w *wsConn) handle(a wsAction) bool {
 		w.asked = asked
 		w.sub.Change(f, since)
 		return w.sendJSON(subscribedFrame(f, ""))
-	case "invalid":
-		return w.sendJSON(wsError{Type: "error", Code: "bad_request", Message: "malformed message: " + strings.Join(a.Topics, "")})
 	default:
 		return w.sendJSON(wsError{Type: "error", Code: "bad_request", Message: fmt.Sprintf("unknown action %q (want subscribe, unsubscribe or ping)", a.Action)})
 	}
@@ -383,19 +238,4 @@ func (w *wsConn) nextFilter(a wsAction) (streams.Filter, *streams.ID, error) {
 		return f, nil, nil
 	}
 	return f, &start.After, nil
-}
-
-// finish closes the subscription and the connection with the recorded close code.
-func (w *wsConn) finish() {
-	close(w.stopped)
-	w.sub.Close()
-	text := w.reason
-	if w.closeText != "" {
-		text = w.closeText
-	}
-	msg := websocket.FormatCloseMessage(w.closeCode, text)
-	_ = w.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	_ = w.conn.Close()
-	<-w.done
-	w.info.close(w.reason)
 }

@@ -205,12 +205,35 @@ func (h *Hub) reset(last ID) {
 // Subscribe waits until the reader has started (or ctx ends). The caller owns the subscription,
 // drains it from one goroutine, and must Close it.
 func (h *Hub) Subscribe(ctx context.Context, f Filter, start Start) (*Subscription, error) {
+	return h.SubscribeWith(ctx, f, start, SubscribeOptions{})
+}
+
+// SubscribeOptions adjust one subscription. Zero values select the hub's defaults.
+type SubscribeOptions struct {
+	// Wake, when set, replaces the Ready channel, for a subscriber that keeps no goroutine waiting
+	// on Ready: the subscription calls Wake whenever Next may have something to do. Wake is called
+	// from any goroutine — the hub's dispatch, with the hub locked, or the caller of Next and
+	// Change — possibly many times for one batch, so it must be quick, must not block and must
+	// not call into the hub or the subscription; it typically starts the connection's writer
+	// unless it runs already. This lets an idle WebSocket connection hold no writer goroutine.
+	Wake func()
+	// Buffer is the number of live events the subscription holds before it falls back to reading
+	// the log (default HubOptions.Buffer). A small buffer keeps idle connections small; a burst
+	// larger than it is read from the log instead.
+	Buffer int
+}
+
+// SubscribeWith is Subscribe with per-subscription options.
+func (h *Hub) SubscribeWith(ctx context.Context, f Filter, start Start, opts SubscribeOptions) (*Subscription, error) {
 	select {
 	case <-h.started:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	s := newSubscription(h, f, h.opts.Buffer)
+	if opts.Buffer <= 0 {
+		opts.Buffer = h.opts.Buffer
+	}
+	s := newSubscription(h, f, opts.Buffer, opts.Wake)
 	h.mu.Lock()
 	if start.Live {
 		s.pos = h.last

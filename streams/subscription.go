@@ -11,13 +11,14 @@ import (
 // blocking; when the buffer is full the subscription continues from the log at its own pace and
 // sends resync only if the log has moved past it.
 //
-// Ownership: one goroutine (the connection's writer) calls Ready, Next, Position and Change;
-// Filter and Close may be called from any goroutine.
+// Ownership: one goroutine at a time (the connection's writer) calls Ready, Next, Position and
+// Change; Filter and Close may be called from any goroutine.
 type Subscription struct {
 	hub    *Hub
 	filter atomic.Pointer[Filter]
 	live   chan *Event   // matching live events, in log order; written only by the hub's dispatch
-	ready  chan struct{} // capacity 1: "Next has something to do"
+	ready  chan struct{} // capacity 1: "Next has something to do"; nil when wake is set
+	wake   func()        // called instead of a send on ready (see SubscribeOptions.Wake)
 	// overflow is set by dispatch when live was full: every later event is left to the log.
 	overflow atomic.Bool
 	close    sync.Once
@@ -42,8 +43,11 @@ func (x exclusion) covers(e *Event) bool {
 	return x.lo.Less(e.ID) && !x.hi.Less(e.ID) && x.filter.Match(e)
 }
 
-func newSubscription(h *Hub, f Filter, buffer int) *Subscription {
-	s := &Subscription{hub: h, live: make(chan *Event, buffer), ready: make(chan struct{}, 1)}
+func newSubscription(h *Hub, f Filter, buffer int, wake func()) *Subscription {
+	s := &Subscription{hub: h, live: make(chan *Event, buffer), wake: wake}
+	if wake == nil {
+		s.ready = make(chan struct{}, 1)
+	}
 	s.filter.Store(&f)
 	return s
 }
@@ -74,6 +78,10 @@ func (s *Subscription) offer(events []*Event) {
 }
 
 func (s *Subscription) signal() {
+	if s.wake != nil {
+		s.wake()
+		return
+	}
 	select {
 	case s.ready <- struct{}{}:
 	default:
@@ -81,7 +89,8 @@ func (s *Subscription) signal() {
 }
 
 // Ready returns a channel that receives when Next has events (or work) for the subscriber. Select
-// on it beside the connection's other cases; after it fires, call Next.
+// on it beside the connection's other cases; after it fires, call Next. It is nil (never ready)
+// for a subscription made with SubscribeOptions.Wake.
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 
 // Position returns the position up to which the subscriber has everything its filter matches:

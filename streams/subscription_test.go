@@ -238,3 +238,42 @@ func TestResetBehindSubscriberResyncs(t *testing.T) {
 	}
 	wantIDs(t, got[1:], later)
 }
+
+// TestSubscribeWake: a subscriber with no goroutine waiting on Ready is woken for live events,
+// for its replay and for catch-up after its buffer overflowed, and gets every event once, in order.
+func TestSubscribeWake(t *testing.T) {
+	t.Parallel()
+	h, log := startHub(t, 10000, 64)
+	before := appendN(t, log, 50)
+	woken := make(chan struct{}, 1)
+	wake := func() { // called under the hub's lock: must not block
+		select {
+		case woken <- struct{}{}:
+		default:
+		}
+	}
+	sub, err := h.SubscribeWith(context.Background(), streams.Filter{}, streams.Start{After: before[9]},
+		streams.SubscribeOptions{Wake: wake, Buffer: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if sub.Ready() != nil {
+		t.Fatal("a wake subscription has a Ready channel")
+	}
+	want := append([]streams.ID(nil), before[10:]...)
+	want = append(want, appendN(t, log, 500)...) // overflows the 2-slot buffer while nobody reads
+	var got []*streams.Event
+	deadline := time.After(10 * time.Second)
+	for len(got) < len(want) {
+		select {
+		case <-woken:
+			if got, err = sub.Next(context.Background(), got); err != nil {
+				t.Fatal(err)
+			}
+		case <-deadline:
+			t.Fatalf("got %d of %d events", len(got), len(want))
+		}
+	}
+	wantIDs(t, got, want)
+}

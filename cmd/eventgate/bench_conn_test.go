@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -28,22 +29,24 @@ func benchConns() int {
 	return 10000
 }
 
-// benchServer starts eventgate with limits opened up for load, and returns its URL and pid.
-func benchServer(b *testing.B) (string, int) {
+// benchServer starts eventgate with limits opened up for load, and returns the URLs of its API
+// and of its profiles (EVENTGATE_DEBUG_ADDR), and its pid. Heartbeats run every second, so that
+// an idle connection's figures include its pings and pongs. EVENTGATE_BENCH_GOGC, when set, is
+// the server's GOGC.
+func benchServer(b *testing.B) (string, string, int) {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr, debugAddr := benchAddr(b), benchAddr(b)
 	cmd := exec.Command(binPath)
-	cmd.Env = processEnv(map[string]string{
+	env := map[string]string{
 		"EVENTGATE_ADDR": addr, "EVENTGATE_LOG_LEVEL": "error", "EVENTGATE_AUTH": "none",
 		"EVENTGATE_MAX_CONNECTIONS": "100000", "EVENTGATE_MAX_CONNECTIONS_PER_IP": "100000",
 		"EVENTGATE_CONNECT_RATE": "1000000-S", "EVENTGATE_PUBLISH_RATE": "1000000-S",
-		"EVENTGATE_HEARTBEAT": "60s", "EVENTGATE_RETENTION": "100000",
-	})
+		"EVENTGATE_HEARTBEAT": "1s", "EVENTGATE_RETENTION": "100000", "EVENTGATE_DEBUG_ADDR": debugAddr,
+	}
+	if v := os.Getenv("EVENTGATE_BENCH_GOGC"); v != "" {
+		env["GOGC"] = v
+	}
+	cmd.Env = processEnv(env)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -60,7 +63,16 @@ func benchServer(b *testing.B) (string, int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return url, cmd.Process.Pid
+	return url, "http://" + debugAddr, cmd.Process.Pid
+}
+
+func benchAddr(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // rssBytes reads a process's resident set size.
@@ -79,9 +91,28 @@ func rssBytes(b *testing.B, pid int) int64 {
 	return 0
 }
 
-// goMemory is the server's Go heap and stacks in use, from its /metrics (what the runtime holds
-// for live objects and goroutines, without the allocator's and the OS's slack that RSS counts).
+// goMemory is the server's Go heap and stacks in use, from its /metrics: the spans the runtime
+// holds for objects (live or not yet collected) and goroutines, without the allocator's and the
+// OS's slack that RSS counts.
 func goMemory(b *testing.B, url string) int64 {
+	return scrapeSum(b, url, "go_memstats_heap_inuse_bytes ", "go_memstats_stack_inuse_bytes ")
+}
+
+// heldMemory is what the server's live objects and goroutine stacks take right after a garbage
+// collection it is made to run (through its profiles listener): the memory its connections hold,
+// without the headroom the collector leaves for garbage (GOGC), which RSS includes.
+func heldMemory(b *testing.B, url, debugURL string) int64 {
+	resp, err := http.Get(debugURL + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return scrapeSum(b, url, "go_memstats_heap_alloc_bytes ", "go_memstats_stack_inuse_bytes ")
+}
+
+// scrapeSum adds up the named series of the server's /metrics.
+func scrapeSum(b *testing.B, url string, names ...string) int64 {
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		b.Fatal(err)
@@ -90,7 +121,7 @@ func goMemory(b *testing.B, url string) int64 {
 	var total int64
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		for _, name := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_stack_inuse_bytes "} {
+		for _, name := range names {
 			if v, ok := strings.CutPrefix(sc.Text(), name); ok {
 				f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
 				total += int64(f)
@@ -166,22 +197,33 @@ func openSSEConn(url string, onLine func(string)) (func(), error) {
 	return func() { cancel(); resp.Body.Close() }, nil
 }
 
+// openWSConn opens a WebSocket connection that reads (and so answers pings) until closed.
 func openWSConn(url string) (func(), error) {
 	d := websocket.Dialer{ReadBufferSize: 512, WriteBufferSize: 512}
 	conn, _, err := d.Dial("ws"+strings.TrimPrefix(url, "http")+"/api/v1/ws", nil)
 	if err != nil {
 		return nil, err
 	}
+	go func() {
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
 	return func() { conn.Close() }, nil
 }
 
-// BenchmarkIdleConnections reports the server's resident memory per idle connection.
+// BenchmarkIdleConnections reports the server's memory per idle connection: resident (bytes/conn,
+// the headline: what the machine gives the process), Go heap and stacks in use (go-bytes/conn),
+// and held after a collection (held-bytes/conn: without the collector's GOGC headroom).
 func BenchmarkIdleConnections(b *testing.B) {
 	for _, tr := range []string{"sse", "websocket"} {
 		b.Run(tr, func(b *testing.B) {
 			n := benchConns()
 			for b.Loop() {
-				url, pid := benchServer(b)
+				url, debugURL, pid := benchServer(b)
+				heldBefore := heldMemory(b, url, debugURL)
 				before, goBefore := rssBytes(b, pid), goMemory(b, url)
 				closers := openAll(b, n, func() (func(), error) {
 					if tr == "sse" {
@@ -189,10 +231,13 @@ func BenchmarkIdleConnections(b *testing.B) {
 					}
 					return openWSConn(url)
 				})
-				time.Sleep(2 * time.Second) // let the server settle before reading its RSS
+				// Let the server settle, with every connection through heartbeats (1s) and pongs.
+				time.Sleep(3 * time.Second)
 				after, goAfter := rssBytes(b, pid), goMemory(b, url)
+				heldAfter := heldMemory(b, url, debugURL)
 				b.ReportMetric(float64(after-before)/float64(n), "bytes/conn")
 				b.ReportMetric(float64(goAfter-goBefore)/float64(n), "go-bytes/conn")
+				b.ReportMetric(float64(heldAfter-heldBefore)/float64(n), "held-bytes/conn")
 				b.ReportMetric(float64(n), "conns")
 				for _, c := range closers {
 					c()
@@ -212,7 +257,7 @@ func BenchmarkBroadcast(b *testing.B) {
 		seconds = s
 	}
 	for b.Loop() {
-		url, _ := benchServer(b)
+		url, _, _ := benchServer(b)
 		var mu sync.Mutex
 		var lat []time.Duration
 		received := 0

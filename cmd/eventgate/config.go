@@ -17,6 +17,7 @@ import (
 type config struct {
 	Addr             string
 	MetricsAddr      string
+	DebugAddr        string
 	RedisURL         string
 	StreamKey        string
 	Retention        int
@@ -65,6 +66,7 @@ func (c *config) settings() []setting {
 	return []setting{
 		{"EVENTGATE_ADDR", ":8080", "listen address", str(&c.Addr)},
 		{"EVENTGATE_METRICS_ADDR", "", "separate listen address for /metrics (then not served on EVENTGATE_ADDR); empty = on EVENTGATE_ADDR", str(&c.MetricsAddr)},
+		{"EVENTGATE_DEBUG_ADDR", "", "listen address for Go's profiles (/debug/pprof/); keep it private; empty = off", str(&c.DebugAddr)},
 		{"EVENTGATE_REDIS_URL", "", "redis:// or rediss:// URL; empty = in-process store (not durable)", redisURL(&c.RedisURL)},
 		{"EVENTGATE_STREAM_KEY", "eventgate:events", "Redis Stream key of the log", nonEmpty(&c.StreamKey)},
 		{"EVENTGATE_RETENTION", "100000", "events kept in the log", intRange(&c.Retention, 1, 1<<31-1)},

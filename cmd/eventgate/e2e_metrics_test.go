@@ -282,3 +282,23 @@ func mustPublishAuth(t *testing.T, baseURL, body, token string) {
 		t.Fatalf("publish: %d %s", status, raw)
 	}
 }
+
+// TestE2EDebugProfiles: EVENTGATE_DEBUG_ADDR serves Go's profiles on a listener of its own, and
+// the public address never does.
+func TestE2EDebugProfiles(t *testing.T) {
+	t.Parallel()
+	debugAddr := freeAddr(t)
+	s := startServer(t, map[string]string{"EVENTGATE_AUTH": "none", "EVENTGATE_DEBUG_ADDR": debugAddr})
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{"http://" + debugAddr + "/debug/pprof/heap?gc=1", http.StatusOK},
+		{"http://" + debugAddr + "/debug/pprof/goroutine?debug=1", http.StatusOK},
+		{s.URL() + "/debug/pprof/heap", http.StatusNotFound},
+	} {
+		if status, _, raw := doRequest(t, http.MethodGet, tc.url, "", nil); status != tc.want {
+			t.Errorf("GET %s: %d, want %d (%.200s)", tc.url, status, tc.want, raw)
+		}
+	}
+}

@@ -140,6 +140,20 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		go func() { serveErr <- metricsSrv.Serve(mln) }()
 		logger.Info("metrics listening", "addr", mln.Addr().String())
 	}
+	var debugSrv *http.Server
+	if cfg.DebugAddr != "" {
+		dln, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "eventgate: EVENTGATE_DEBUG_ADDR: %v\n", err)
+			_ = httpSrv.Close()
+			stopHub()
+			<-hubDone
+			return 1
+		}
+		debugSrv = debugServer(dln, logger)
+		go func() { serveErr <- debugSrv.Serve(dln) }()
+		logger.Info("profiles listening", "addr", dln.Addr().String())
+	}
 	logger.Info("eventgate listening", "addr", ln.Addr().String(), "store", backend.name, "durable", backend.durable)
 	if !backend.durable {
 		logger.Warn("no EVENTGATE_REDIS_URL: using the in-process store; events are lost on restart")
@@ -172,6 +186,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	if metricsSrv != nil {
 		_ = metricsSrv.Close() // scrapes are short; nothing to drain
+	}
+	if debugSrv != nil {
+		_ = debugSrv.Close()
 	}
 	<-hooksDone
 	stopHub()

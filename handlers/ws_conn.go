@@ -1,0 +1,328 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/eventgate/eventgate/streams"
+)
+
+// wsConn is one WebSocket connection after the upgrade.
+//
+// Goroutines. The reader goroutine lives as long as the connection and only reads: it hands
+// client messages to the writer and does nothing that would grow its stack past the 2 KiB a
+// goroutine starts with (a stack that grew never shrinks back to that), so an idle connection
+// parks one minimum-size stack in gorilla's read. The writer is the only goroutine that writes
+// data frames and touches the subscription; it runs only while there is work — the
+// subscription woke it (SubscribeOptions.Wake), a client message is waiting, a catch-up read
+// is due again — and ends once it has done that work. At most one writer runs at a time (the
+// writing flag), so frames stay in order and gorilla's one-writer rule holds. Pings and the
+// close frame use gorilla's WriteControl, which is safe beside the writer, from a timer that
+// holds no goroutine until it fires; the drain finds the connection in the server's set. So an idle connection holds one small stack, no write
+// buffer and no writer goroutine: see the idle-connection figures in the README's Performance.
+//
+// Liveness. Every heartbeat the ping timer counts a missed pong and sends a ping; any frame from
+// the client resets the count. No read deadline: setting one on every pong would deepen the
+// reader's stack. A client that answers no ping for two heartbeats is closed (1008).
+//
+// Ending. stop records the first reason, sends the close frame and closes the socket, which ends
+// the reader and any blocked write. Whichever of the reader and the writer leaves last releases
+// the subscription, the timers and the connection's slots (cleanup).
+type wsConn struct {
+	s         *Server
+	conn      *websocket.Conn
+	sub       *streams.Subscription
+	info      *connInfo
+	principal *Principal   // the token's; nil with auth off
+	missed    atomic.Int32 // pings sent since the client's last frame
+
+	ping *time.Timer // the heartbeat; it also ends the connection when the token expires
+
+	// Owned by the writer (one at a time; mu orders the hand-over between writer runs).
+	asked     streams.Filter // the filter as the client asked for it, before the topic grants
+	retryRead *time.Timer    // set while the store fails during catch-up
+
+	mu sync.Mutex
+	// taken is signalled when the writer takes the pending message, or the connection stops: the
+	// reader waits on it, so a client that sends faster than its messages are answered is read
+	// no further until they are.
+	taken      sync.Cond
+	pending    []byte // a client message for the writer
+	hasPending bool
+	writing    bool // a writer runs (or the handler is still setting up, before the first one)
+	again      bool // woken while writing: run another round before ending
+	stopped    bool
+	readerGone bool
+	reason     string // why it ended: the first stop's
+}
+
+func newWSConn(s *Server, principal *Principal, asked streams.Filter) *wsConn {
+	w := &wsConn{s: s, principal: principal, asked: asked, writing: true} // writing: see websocket
+	w.taken.L = &w.mu
+	return w
+}
+
+// wake starts the writer unless it runs already, in which case the writer runs another round.
+// Called by the hub's dispatch with the hub locked, by the reader and by timers: never blocks.
+func (w *wsConn) wake() {
+	w.mu.Lock()
+	start := w.claimWriter()
+	w.mu.Unlock()
+	if start {
+		go w.write()
+	}
+}
+
+// claimWriter, with mu held, reports whether the caller must start a writer; if one runs, it is
+// told to run another round.
+func (w *wsConn) claimWriter() bool {
+	if w.writing || w.stopped {
+		w.again = true
+		return false
+	}
+	w.writing = true
+	return true
+}
+
+// write is the writer: it answers waiting client messages and delivers what the subscription
+// has ready, round after round, until a round finds nothing new, then ends.
+func (w *wsConn) write() {
+	for {
+		ok := w.round()
+		w.mu.Lock()
+		if ok && w.again && !w.stopped {
+			w.again = false
+			w.mu.Unlock()
+			continue
+		}
+		w.writing = false
+		last := w.readerGone
+		w.mu.Unlock()
+		if last {
+			w.cleanup()
+		}
+		return
+	}
+}
+
+// round answers the waiting client message, if any, or delivers one batch. false: the
+// connection is ending.
+func (w *wsConn) round() bool {
+	w.mu.Lock()
+	msg, has := w.pending, w.hasPending
+	if has {
+		w.pending, w.hasPending = nil, false
+		w.again = true // deliveries, and the next message, in later rounds
+		w.taken.Signal()
+	}
+	w.mu.Unlock()
+	if has {
+		return w.handle(msg)
+	}
+	return w.deliver()
+}
+
+// deliver writes what the subscription has ready. A store error while catching up keeps the
+// connection and wakes the writer again a second later.
+func (w *wsConn) deliver() bool {
+	ep := eventSlices.Get().(*[]*streams.Event) // pooled: an idle connection holds no batch
+	defer func() { *ep = (*ep)[:0]; eventSlices.Put(ep) }()
+	// Store reads during catch-up carry their own timeouts.
+	events, err := w.sub.Next(context.Background(), (*ep)[:0])
+	*ep = events
+	for _, e := range events {
+		if !w.send(e.JSON) {
+			return false
+		}
+	}
+	w.info.delivered(events, err)
+	if err != nil {
+		w.s.log.Warn("catch-up read failed; retrying", "err", err)
+		if w.retryRead == nil {
+			w.retryRead = time.AfterFunc(time.Second, w.wake)
+		} else {
+			w.retryRead.Reset(time.Second)
+		}
+	}
+	return true
+}
+
+// send writes one text frame with a write deadline. A client that accepts nothing for the write
+// timeout is closed with 1013 and resumes later with its last id.
+func (w *wsConn) send(frame []byte) bool {
+	_ = w.conn.SetWriteDeadline(time.Now().Add(w.s.cfg.WriteTimeout))
+	if err := w.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+		w.stop(websocket.CloseTryAgainLater, "write_timeout", "")
+		return false
+	}
+	return true
+}
+
+// read is the reader goroutine: it reads client frames and hands data messages to the writer.
+// Its frame is kept small and its callees out of line, because it sits under gorilla's read
+// for the whole life of the connection (see wsConn).
+func (w *wsConn) read() {
+	defer w.readerLeft()
+	for {
+		_, r, err := w.conn.NextReader() // parks here while the client is idle
+		if err != nil {
+			w.readFailed(err)
+			return
+		}
+		if !w.handOver(r) {
+			return
+		}
+	}
+}
+
+// handOver reads a client message and passes it to the writer, waiting while the writer has not
+// taken the previous one. false: the connection has stopped.
+//
+//go:noinline
+func (w *wsConn) handOver(r io.Reader) bool {
+	msg, err := io.ReadAll(r)
+	if err != nil {
+		w.readFailed(err)
+		return false
+	}
+	w.missed.Store(0) // any frame shows the client is alive
+	w.mu.Lock()
+	for w.hasPending && !w.stopped {
+		w.taken.Wait()
+	}
+	if w.stopped {
+		w.mu.Unlock()
+		return false
+	}
+	w.pending, w.hasPending = msg, true
+	start := w.claimWriter()
+	w.mu.Unlock()
+	if start {
+		go w.write()
+	}
+	return true
+}
+
+// readFailed ends the connection with the close code that fits the read error.
+//
+//go:noinline
+func (w *wsConn) readFailed(err error) {
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		w.stop(websocket.CloseMessageTooBig, "frame_too_large", "")
+	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
+		w.stop(websocket.CloseNormalClosure, "client_closed", "")
+	default:
+		w.stop(websocket.CloseNormalClosure, "read_failed", "")
+	}
+}
+
+// onPing answers a client's ping from a goroutine of its own, so that the write does not deepen
+// the reader's stack (gorilla calls this from inside the read).
+func (w *wsConn) onPing(data string) error {
+	w.missed.Store(0)
+	go func() {
+		err := w.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(w.s.cfg.WriteTimeout))
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			w.stop(websocket.CloseTryAgainLater, "write_failed", "")
+		}
+	}()
+	return nil
+}
+
+// heartbeat runs on the ping timer's goroutine: it closes a client that answered no ping for two
+// heartbeats, and pings the others. A ping that cannot be written within the write timeout
+// means the client reads nothing: it is closed as a slow consumer.
+func (w *wsConn) heartbeat() {
+	if w.principal != nil && !time.Now().Before(w.principal.Expires) {
+		// The client reconnects with a fresh token and its last id (SPEC §3).
+		w.stop(websocket.ClosePolicyViolation, "auth_expired", "token expired")
+		return
+	}
+	if w.missed.Add(1) > 2 {
+		w.stop(websocket.ClosePolicyViolation, "ping_timeout", "")
+		return
+	}
+	if err := w.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(w.s.cfg.WriteTimeout)); err != nil {
+		w.stop(websocket.CloseTryAgainLater, "write_failed", "")
+		return
+	}
+	w.mu.Lock() // orders this read of w.ping after startTimers' write
+	if !w.stopped {
+		w.ping.Reset(w.nextBeat())
+	}
+	w.mu.Unlock()
+}
+
+// startTimers arms the heartbeat (which also ends the connection when its token expires) and
+// registers the connection for the drain; neither holds a goroutine.
+func (w *wsConn) startTimers() {
+	w.conn.SetPongHandler(func(string) error { w.missed.Store(0); return nil })
+	w.conn.SetPingHandler(w.onPing)
+	w.mu.Lock()
+	// The first ping comes at a random point of the first interval, so that connections opened
+	// together (a reconnect wave after a deploy) do not ping together ever after: each firing
+	// runs a goroutine, and thousands at once would leave thousands of goroutine records behind.
+	first := min(w.nextBeat(), rand.N(w.s.cfg.Heartbeat)+1)
+	w.ping = time.AfterFunc(first, w.heartbeat)
+	w.mu.Unlock()
+	w.s.ws.add(w.s, w)
+}
+
+// nextBeat is the delay to the next heartbeat, or to the token's expiry when that comes first.
+func (w *wsConn) nextBeat() time.Duration {
+	d := w.s.cfg.Heartbeat
+	if w.principal != nil {
+		d = min(d, time.Until(w.principal.Expires))
+	}
+	return d
+}
+
+// stop ends the connection: the first call's code and reason win. Any goroutine.
+func (w *wsConn) stop(code int, reason, text string) {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
+	w.stopped, w.reason = true, reason
+	w.taken.Broadcast()
+	w.mu.Unlock()
+	if text == "" {
+		text = reason
+	}
+	msg := websocket.FormatCloseMessage(code, text)
+	_ = w.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	_ = w.conn.Close() // ends the reader's read and any blocked write
+}
+
+// readerLeft records the reader's end; the connection is released once no writer runs.
+func (w *wsConn) readerLeft() {
+	w.stop(websocket.CloseNormalClosure, "read_failed", "") // no-op when already stopped
+	w.mu.Lock()
+	w.readerGone = true
+	last := !w.writing
+	w.mu.Unlock()
+	if last {
+		w.cleanup()
+	}
+}
+
+// cleanup releases what the connection holds. It runs once, after the reader has left and while
+// no writer runs (and none can start: the connection is stopped).
+func (w *wsConn) cleanup() {
+	w.sub.Close()
+	w.ping.Stop()
+	if w.retryRead != nil {
+		w.retryRead.Stop()
+	}
+	w.s.ws.remove(w)
+	w.info.close(w.reason)
+}

@@ -1,0 +1,150 @@
+package handlers
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// waitUntil polls cond until it holds or the deadline passes.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
+
+// TestWebSocketIdleHoldsOneGoroutine: an idle connection keeps its reader and nothing else — the
+// writer runs only while there is something to write. Not parallel: it counts the process's
+// goroutines.
+func TestWebSocketIdleHoldsOneGoroutine(t *testing.T) {
+	ts, log := startHTTP(t, Config{MaxConnectionsPerIP: 100})
+	const n = 20
+	waitUntil(t, "the server is quiet", func() bool { return runtime.NumGoroutine() < 50 })
+	base := runtime.NumGoroutine()
+	conns := make([]*websocket.Conn, n)
+	for i := range conns {
+		conns[i] = dialWS(t, ts, "", nil)
+	}
+	// Deliver something to every connection, so each has run its writer at least twice.
+	ids := publishN(t, log, 2, "job.progress", progressData)
+	for _, c := range conns {
+		for _, id := range ids {
+			if m := readJSON(t, c); m["id"] != id.String() {
+				t.Fatalf("got %v, want %v", m, id)
+			}
+		}
+	}
+	waitUntil(t, fmt.Sprintf("%d idle connections hold %d goroutines", n, n), func() bool {
+		return runtime.NumGoroutine()-base <= n
+	})
+}
+
+// TestWebSocketClientPing: a ping from the client is answered with a pong carrying its data.
+func TestWebSocketClientPing(t *testing.T) {
+	t.Parallel()
+	ts, _ := startHTTP(t, Config{})
+	conn := dialWS(t, ts, "", nil)
+	got := make(chan string, 1)
+	conn.SetPongHandler(func(data string) error { got <- data; return nil })
+	if err := conn.WriteControl(websocket.PingMessage, []byte("hello"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _, _ = conn.ReadMessage() }() // control frames are handled inside reads
+	select {
+	case data := <-got:
+		if data != "hello" {
+			t.Fatalf("pong %q, want hello", data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no pong")
+	}
+}
+
+// TestWebSocketActionsInterleaveWithEvents: a client that sends many actions without reading,
+// while events are published, gets every answer and every event, each in order, once.
+func TestWebSocketActionsInterleaveWithEvents(t *testing.T) {
+	t.Parallel()
+	ts, log := startHTTP(t, Config{})
+	conn := dialWS(t, ts, "", nil)
+	const actions, events = 300, 300
+	published := make(chan []string, 1)
+	go func() {
+		var ids []string
+		for _, id := range publishN(t, log, events, "job.progress", progressData) {
+			ids = append(ids, id.String())
+		}
+		published <- ids
+	}()
+	go func() {
+		for range actions {
+			if err := conn.WriteJSON(map[string]string{"action": "ping"}); err != nil {
+				return // the test fails below on the missing pongs
+			}
+		}
+	}()
+	var pongs int
+	var got []string
+	for pongs < actions || len(got) < events {
+		m := readJSON(t, conn)
+		switch {
+		case m["type"] == "pong":
+			pongs++
+		case m["id"] != nil:
+			got = append(got, m["id"].(string))
+		default:
+			t.Fatalf("unexpected frame %v", m)
+		}
+	}
+	want := <-published
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("event %d: %s, want %s", i, got[i], want[i])
+		}
+	}
+}
+
+// TestWebSocketReleasesEverything: however connections end — the client leaves mid-delivery,
+// an action is pending, the server drains — the subscription, the slot and the registry entry
+// are released.
+func TestWebSocketReleasesEverything(t *testing.T) {
+	t.Parallel()
+	s, log := newTestServer(t, Config{Heartbeat: time.Second, MaxConnectionsPerIP: 100})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	const n = 30
+	var wg sync.WaitGroup
+	for i := range n {
+		conn := dialWS(t, ts, "", nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch i % 3 {
+			case 0: // leaves while events flow
+				_, _, _ = conn.ReadMessage()
+			case 1: // leaves with actions unanswered
+				for range 5 {
+					msg, _ := json.Marshal(map[string]any{"action": "subscribe", "topics": []string{"jobs/*"}, "since": "0"})
+					_ = conn.WriteMessage(websocket.TextMessage, msg)
+				}
+			}
+			conn.Close()
+		}()
+	}
+	publishN(t, log, 200, "job.progress", progressData)
+	wg.Wait()
+	waitUntil(t, "every connection is released", func() bool {
+		s.ws.mu.Lock()
+		registered := len(s.ws.conns)
+		s.ws.mu.Unlock()
+		return s.hub.Len() == 0 && s.Active() == 0 && registered == 0
+	})
+}
