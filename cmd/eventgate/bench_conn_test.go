@@ -30,10 +30,9 @@ func benchConns() int {
 }
 
 // benchServer starts eventgate with limits opened up for load, and returns the URLs of its API
-// and of its profiles (EVENTGATE_DEBUG_ADDR), and its pid. Heartbeats run every second, so that
-// an idle connection's figures include its pings and pongs. EVENTGATE_BENCH_GOGC, when set, is
-// the server's GOGC.
-func benchServer(b *testing.B) (string, string, int) {
+// and of its profiles (EVENTGATE_DEBUG_ADDR), and its pid, with heartbeats every heartbeat.
+// EVENTGATE_BENCH_GOGC, when set, is the server's GOGC.
+func benchServer(b *testing.B, heartbeat time.Duration) (string, string, int) {
 	b.Helper()
 	addr, debugAddr := benchAddr(b), benchAddr(b)
 	cmd := exec.Command(binPath)
@@ -41,7 +40,7 @@ func benchServer(b *testing.B) (string, string, int) {
 		"EVENTGATE_ADDR": addr, "EVENTGATE_LOG_LEVEL": "error", "EVENTGATE_AUTH": "none",
 		"EVENTGATE_MAX_CONNECTIONS": "100000", "EVENTGATE_MAX_CONNECTIONS_PER_IP": "100000",
 		"EVENTGATE_CONNECT_RATE": "1000000-S", "EVENTGATE_PUBLISH_RATE": "1000000-S",
-		"EVENTGATE_HEARTBEAT": "1s", "EVENTGATE_RETENTION": "100000", "EVENTGATE_DEBUG_ADDR": debugAddr,
+		"EVENTGATE_HEARTBEAT": heartbeat.String(), "EVENTGATE_RETENTION": "100000", "EVENTGATE_DEBUG_ADDR": debugAddr,
 	}
 	if v := os.Getenv("EVENTGATE_BENCH_GOGC"); v != "" {
 		env["GOGC"] = v
@@ -197,8 +196,9 @@ func openSSEConn(url string, onLine func(string)) (func(), error) {
 	return func() { cancel(); resp.Body.Close() }, nil
 }
 
-// openWSConn opens a WebSocket connection that reads (and so answers pings) until closed.
-func openWSConn(url string) (func(), error) {
+// openWSConn opens a WebSocket connection that reads (and so answers pings) until closed,
+// passing each message to onMessage when it is set.
+func openWSConn(url string, onMessage func([]byte)) (func(), error) {
 	d := websocket.Dialer{ReadBufferSize: 512, WriteBufferSize: 512}
 	conn, _, err := d.Dial("ws"+strings.TrimPrefix(url, "http")+"/api/v1/ws", nil)
 	if err != nil {
@@ -206,8 +206,12 @@ func openWSConn(url string) (func(), error) {
 	}
 	go func() {
 		for {
-			if _, _, err := conn.ReadMessage(); err != nil {
+			_, msg, err := conn.ReadMessage()
+			if err != nil {
 				return
+			}
+			if onMessage != nil {
+				onMessage(msg)
 			}
 		}
 	}()
@@ -222,14 +226,16 @@ func BenchmarkIdleConnections(b *testing.B) {
 		b.Run(tr, func(b *testing.B) {
 			n := benchConns()
 			for b.Loop() {
-				url, debugURL, pid := benchServer(b)
+				// Heartbeats every second, so that the figures include every connection's pings
+				// and pongs (and the timers and goroutines they take).
+				url, debugURL, pid := benchServer(b, time.Second)
 				heldBefore := heldMemory(b, url, debugURL)
 				before, goBefore := rssBytes(b, pid), goMemory(b, url)
 				closers := openAll(b, n, func() (func(), error) {
 					if tr == "sse" {
 						return openSSEConn(url, nil)
 					}
-					return openWSConn(url)
+					return openWSConn(url, nil)
 				})
 				// Let the server settle, with every connection through heartbeats (1s) and pongs.
 				time.Sleep(3 * time.Second)
@@ -247,70 +253,87 @@ func BenchmarkIdleConnections(b *testing.B) {
 	}
 }
 
-// BenchmarkBroadcast connects N SSE subscribers, publishes one event every 10ms for
-// EVENTGATE_BENCH_SECONDS (default 5), and reports delivery completeness and the
+// BenchmarkBroadcast connects N subscribers (SSE, then WebSocket), publishes one event every
+// 10ms for EVENTGATE_BENCH_SECONDS (default 5), and reports delivery completeness and the
 // publish-to-delivery latency (append time in the id → arrival at the client).
 func BenchmarkBroadcast(b *testing.B) {
+	for _, tr := range []string{"sse", "websocket"} {
+		b.Run(tr, func(b *testing.B) {
+			for b.Loop() {
+				broadcast(b, tr)
+			}
+		})
+	}
+}
+
+func broadcast(b *testing.B, transport string) {
 	n := benchConns()
 	seconds := 5
 	if s, err := strconv.Atoi(os.Getenv("EVENTGATE_BENCH_SECONDS")); err == nil && s > 0 {
 		seconds = s
 	}
-	for b.Loop() {
-		url, _, _ := benchServer(b)
-		var mu sync.Mutex
-		var lat []time.Duration
-		received := 0
-		closers := openAll(b, n, func() (func(), error) {
-			var lastID string // the id: of the frame being read; owned by this connection's reader
-			return openSSEConn(url, func(line string) {
-				if v, ok := strings.CutPrefix(line, "id: "); ok {
-					lastID = v
-					return
-				}
-				if !strings.HasPrefix(line, "event: ") { // id-only blocks (the join position) are no events
-					return
-				}
-				ms, _ := strconv.ParseInt(strings.SplitN(strings.TrimSpace(lastID), "-", 2)[0], 10, 64)
-				d := time.Since(time.UnixMilli(ms))
-				mu.Lock()
-				lat = append(lat, d)
-				received++
-				mu.Unlock()
-			})
-		})
-		events := seconds * 100
-		tick := time.NewTicker(10 * time.Millisecond)
-		body := `{"type":"queue.status","data":{"pending":1,"active":2}}`
-		for range events {
-			<-tick.C
-			resp, err := http.Post(url+"/api/v1/events", "application/json", strings.NewReader(body))
-			if err != nil {
-				b.Fatal(err)
-			}
-			resp.Body.Close()
-		}
-		tick.Stop()
-		want := events * n
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			mu.Lock()
-			done := received >= want
-			mu.Unlock()
-			if done {
-				break
-			}
-		}
+	url, _, _ := benchServer(b, 15*time.Second) // the default: heartbeats are not what this measures
+	var mu sync.Mutex
+	var lat []time.Duration
+	received := 0
+	arrived := func(id string) {
+		ms, _ := strconv.ParseInt(strings.SplitN(strings.TrimSpace(id), "-", 2)[0], 10, 64)
+		d := time.Since(time.UnixMilli(ms))
 		mu.Lock()
-		slices.Sort(lat)
-		if len(lat) > 0 {
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-		}
-		b.ReportMetric(float64(received)/float64(want)*100, "%delivered")
-		b.ReportMetric(float64(n), "subscribers")
+		lat = append(lat, d)
+		received++
 		mu.Unlock()
-		for _, c := range closers {
-			c()
+	}
+	closers := openAll(b, n, func() (func(), error) {
+		if transport == "websocket" {
+			return openWSConn(url, func(msg []byte) {
+				if _, rest, ok := strings.Cut(string(msg), `"id":"`); ok { // events; not subscribed frames
+					arrived(rest[:strings.IndexByte(rest, '"')])
+				}
+			})
 		}
+		var lastID string // the id: of the frame being read; owned by this connection's reader
+		return openSSEConn(url, func(line string) {
+			if v, ok := strings.CutPrefix(line, "id: "); ok {
+				lastID = v
+				return
+			}
+			if strings.HasPrefix(line, "event: ") { // id-only blocks (the join position) are no events
+				arrived(lastID)
+			}
+		})
+	})
+	events := seconds * 100
+	tick := time.NewTicker(10 * time.Millisecond)
+	body := `{"type":"queue.status","data":{"pending":1,"active":2}}`
+	for range events {
+		<-tick.C
+		resp, err := http.Post(url+"/api/v1/events", "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	tick.Stop()
+	want := events * n
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		mu.Lock()
+		done := received >= want
+		mu.Unlock()
+		if done {
+			break
+		}
+	}
+	mu.Lock()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+	b.ReportMetric(float64(received)/float64(want)*100, "%delivered")
+	b.ReportMetric(float64(n), "subscribers")
+	mu.Unlock()
+	for _, c := range closers {
+		c()
 	}
 }

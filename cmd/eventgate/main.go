@@ -121,38 +121,37 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	go func() { _ = streams.NewProjector(hub, backend.jobs).Run(hubCtx) }()
 	hooks.start()
 
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
-	var metricsSrv *http.Server
-	if cfg.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+	// Side listeners, each on an address of its own when configured: never the public one.
+	var side []*http.Server
+	for _, l := range []struct {
+		env, addr, what string
+		handler         http.Handler
+		writeTimeout    time.Duration // none for profiles: ?seconds= may ask for longer
+	}{
+		{"EVENTGATE_METRICS_ADDR", cfg.MetricsAddr, "metrics", metricsHandler(metrics), 30 * time.Second},
+		{"EVENTGATE_DEBUG_ADDR", cfg.DebugAddr, "profiles", debugHandler(), 0},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		sln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			fmt.Fprintf(stderr, "eventgate: EVENTGATE_METRICS_ADDR: %v\n", err)
+			fmt.Fprintf(stderr, "eventgate: %s: %v\n", l.env, err)
+			for _, srv := range side {
+				_ = srv.Close()
+			}
 			_ = httpSrv.Close()
 			stopHub()
 			<-hubDone
 			return 1
 		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metrics.Handler())
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: l.writeTimeout,
 			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-		go func() { serveErr <- metricsSrv.Serve(mln) }()
-		logger.Info("metrics listening", "addr", mln.Addr().String())
-	}
-	var debugSrv *http.Server
-	if cfg.DebugAddr != "" {
-		dln, err := net.Listen("tcp", cfg.DebugAddr)
-		if err != nil {
-			fmt.Fprintf(stderr, "eventgate: EVENTGATE_DEBUG_ADDR: %v\n", err)
-			_ = httpSrv.Close()
-			stopHub()
-			<-hubDone
-			return 1
-		}
-		debugSrv = debugServer(dln, logger)
-		go func() { serveErr <- debugSrv.Serve(dln) }()
-		logger.Info("profiles listening", "addr", dln.Addr().String())
+		side = append(side, srv)
+		go func() { serveErr <- srv.Serve(sln) }()
+		logger.Info(l.what+" listening", "addr", sln.Addr().String())
 	}
 	logger.Info("eventgate listening", "addr", ln.Addr().String(), "store", backend.name, "durable", backend.durable)
 	if !backend.durable {
@@ -184,11 +183,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		logger.Warn("grace period over; closing remaining connections", "err", err)
 		_ = httpSrv.Close()
 	}
-	if metricsSrv != nil {
-		_ = metricsSrv.Close() // scrapes are short; nothing to drain
-	}
-	if debugSrv != nil {
-		_ = debugSrv.Close()
+	for _, srv := range side {
+		_ = srv.Close() // scrapes and profiles: nothing to drain
 	}
 	<-hooksDone
 	stopHub()
