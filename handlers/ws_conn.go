@@ -18,15 +18,17 @@ import (
 //
 // Goroutines. The reader goroutine lives as long as the connection and only reads: it hands
 // client messages to the writer and does nothing that would grow its stack past the 2 KiB a
-// goroutine starts with (a stack that grew never shrinks back to that), so an idle connection
-// parks one minimum-size stack in gorilla's read. The writer is the only goroutine that writes
+// goroutine starts with (the runtime shrinks a stack only when under a quarter of it is in use,
+// which a read parked inside gorilla is not), so an idle connection parks one minimum-size stack
+// in gorilla's read. Even a message's body is read on a goroutine of its own (readBody). The writer is the only goroutine that writes
 // data frames and touches the subscription; it runs only while there is work — the
-// subscription woke it (SubscribeOptions.Wake), a client message is waiting, a catch-up read
-// is due again — and ends once it has done that work. At most one writer runs at a time (the
+// subscription woke it (SubscribeOptions.Wake), a client message or a pong is waiting, a
+// catch-up read is due again — and ends once it has done that work. At most one writer runs at a time (the
 // writing flag), so frames stay in order and gorilla's one-writer rule holds. Pings and the
 // close frame use gorilla's WriteControl, which is safe beside the writer, from a timer that
-// holds no goroutine until it fires; the drain finds the connection in the server's set. So an idle connection holds one small stack, no write
-// buffer and no writer goroutine: see the idle-connection figures in the README's Performance.
+// holds no goroutine until it fires; the drain finds the connection in the server's set. So an
+// idle connection holds one small stack, no write buffer and no writer goroutine: see the
+// idle-connection figures in the README's Performance.
 //
 // Liveness. Every heartbeat the ping timer counts a missed pong and sends a ping; any frame from
 // the client resets the count. No read deadline: setting one on every pong would deepen the
@@ -56,6 +58,10 @@ type wsConn struct {
 	taken      sync.Cond
 	pending    []byte // a client message for the writer
 	hasPending bool
+	// pong is the data of the client's latest ping, for the writer to answer: one pong in
+	// flight at most, however fast a client pings (RFC 6455 §5.5.3 allows answering the latest).
+	pong       []byte
+	pongDue    bool
 	writing    bool // a writer runs (or the handler is still setting up, before the first one)
 	again      bool // woken while writing: run another round before ending
 	stopped    bool
@@ -114,19 +120,41 @@ func (w *wsConn) write() {
 
 // round answers the waiting client message, if any, or delivers one batch. false: the
 // connection is ending.
+//
+// A round answers a pending pong and message before delivering, and delivers in every round, so
+// a client that keeps sending actions still gets its events.
 func (w *wsConn) round() bool {
 	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return false
+	}
 	msg, has := w.pending, w.hasPending
 	if has {
 		w.pending, w.hasPending = nil, false
-		w.again = true // deliveries, and the next message, in later rounds
+		w.again = true // the next message in the next round
 		w.taken.Signal()
 	}
+	pong, pongDue := w.pong, w.pongDue
+	w.pong, w.pongDue = nil, false
 	w.mu.Unlock()
-	if has {
-		return w.handle(msg)
+	if pongDue && !w.sendPong(pong) {
+		return false
+	}
+	if has && !w.handle(msg) {
+		return false
 	}
 	return w.deliver()
+}
+
+// sendPong answers the client's ping.
+func (w *wsConn) sendPong(data []byte) bool {
+	err := w.conn.WriteControl(websocket.PongMessage, data, time.Now().Add(w.s.cfg.WriteTimeout))
+	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+		w.stop(websocket.CloseTryAgainLater, "write_failed", "")
+		return false
+	}
+	return true
 }
 
 // deliver writes what the subscription has ready. A store error while catching up keeps the
@@ -187,7 +215,7 @@ func (w *wsConn) read() {
 //
 //go:noinline
 func (w *wsConn) handOver(r io.Reader) bool {
-	msg, err := io.ReadAll(r)
+	msg, err := readBody(r)
 	if err != nil {
 		w.readFailed(err)
 		return false
@@ -210,6 +238,24 @@ func (w *wsConn) handOver(r io.Reader) bool {
 	return true
 }
 
+// readBody reads a message's body on a goroutine of its own while the reader waits: growing the
+// buffer for a large message takes more stack than the reader may ever use.
+//
+//go:noinline
+func readBody(r io.Reader) ([]byte, error) {
+	type body struct {
+		msg []byte
+		err error
+	}
+	ch := make(chan body, 1)
+	go func() {
+		msg, err := io.ReadAll(r)
+		ch <- body{msg, err}
+	}()
+	b := <-ch
+	return b.msg, b.err
+}
+
 // readFailed ends the connection with the close code that fits the read error.
 //
 //go:noinline
@@ -224,16 +270,18 @@ func (w *wsConn) readFailed(err error) {
 	}
 }
 
-// onPing answers a client's ping from a goroutine of its own, so that the write does not deepen
-// the reader's stack (gorilla calls this from inside the read).
+// onPing leaves the answer to a client's ping to the writer: gorilla calls it from inside the
+// read, where a write would deepen the reader's stack, and a goroutine per ping would let a
+// client that pings without reading pile them up.
 func (w *wsConn) onPing(data string) error {
 	w.missed.Store(0)
-	go func() {
-		err := w.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(w.s.cfg.WriteTimeout))
-		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
-			w.stop(websocket.CloseTryAgainLater, "write_failed", "")
-		}
-	}()
+	w.mu.Lock()
+	w.pong, w.pongDue = []byte(data), true
+	start := w.claimWriter()
+	w.mu.Unlock()
+	if start {
+		go w.write()
+	}
 	return nil
 }
 

@@ -3,9 +3,12 @@ package handlers
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,4 +150,40 @@ func TestWebSocketReleasesEverything(t *testing.T) {
 		s.ws.mu.Unlock()
 		return s.hub.Len() == 0 && s.Active() == 0 && registered == 0
 	})
+}
+
+// TestWebSocketPingFloodIsBounded: a client that pings without reading, while its socket is full,
+// costs at most one pending pong — not a goroutine per ping. Not parallel: it counts goroutines.
+func TestWebSocketPingFloodIsBounded(t *testing.T) {
+	ts, log := startHTTP(t, Config{WriteTimeout: 5 * time.Second, MaxConnectionsPerIP: 100})
+	// A small receive buffer, so that the server's writes soon block.
+	small := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) }); err != nil {
+			return err
+		}
+		return serr // set before connecting, so that the window is small from the start
+	}}
+	d := websocket.Dialer{NetDialContext: small.DialContext}
+	conn, _, err := d.Dial("ws"+strings.TrimPrefix(ts.URL, "http")+"/api/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	base := runtime.NumGoroutine()
+	// Fill the sockets between server and client: the client does not read.
+	big := `{"note_id":"` + jobID + `","title":"%d` + strings.Repeat("x", 480) + `"}`
+	publishN(t, log, 5000, "note.created", big)
+	const pings = 1000
+	for range pings {
+		if err := conn.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server reads the pings as they come; a goroutine per ping would pile up meanwhile.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if n := runtime.NumGoroutine() - base; n > 50 {
+			t.Fatalf("%d more goroutines after %d pings from a client that does not read", n, pings)
+		}
+	}
 }

@@ -128,8 +128,9 @@ func TestE2EBrowserConsole(t *testing.T) {
 	})
 
 	// With auth on: no token is refused (and the page stops); a pasted token goes to the API as a
-	// cookie on both transports, never into the page's URL; an expiring token ends in "token
-	// expired" (SSE auth_expired event, WebSocket close 1008).
+	// cookie on both transports, never into the page's URL, also after another tab deleted the
+	// cookie; an expiring token ends in "token expired" (SSE auth_expired event, WebSocket close
+	// 1008).
 	t.Run("token", func(t *testing.T) {
 		t.Parallel()
 		const secret = "console-e2e-secret-0123456789abcdef0123"
@@ -158,6 +159,12 @@ func TestE2EBrowserConsole(t *testing.T) {
 			t.Fatalf("publish: %d %s", status, raw)
 		}
 		requireJob(t, p.waitFor("the job over SSE", func(v pageView) bool { return v.Jobs[job].Status == "completed" }), job, "completed", 100)
+		// The cookie is the browser's, shared by every tab of the host (ports do not count): a
+		// second console tab without a token deletes it when it connects, as the other subtests'
+		// tabs (on other ports) do at random moments. The first tab must still take its own token
+		// to its next connection, here the switch to WebSocket.
+		other := openConsole(t, browser, s.URL())
+		other.waitFor("a second tab refused without a token", func(v pageView) bool { return v.State == "error" })
 		p.useTransport("ws")
 		queue, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`location.href + " " + document.referrer`))
 		if err != nil || strings.Contains(queue, token) || strings.Contains(queue, "access_token") {

@@ -78,14 +78,24 @@
 
   function setToken(token) {
     st.token = token;
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    writeCookie();
+  }
+
+  // writeCookie sets the cookie to this tab's token, or deletes it when the tab has none. The
+  // token lives in the tab, but the cookie is the browser's, shared by every tab of this host
+  // whatever the port: another console tab (of this eventgate or of another one on the same
+  // host) that connects rewrites or deletes it. So it is written again right before every
+  // connection attempt (open); otherwise this tab's reconnects, or its switch to the other
+  // transport, would go out with another tab's token or none and be refused with a 401 that
+  // EventSource and WebSocket hide, while probe (Authorization header) still says the token is
+  // fine, so the page would retry "could not connect" forever.
+  function writeCookie() {
     const secure = location.protocol === "https:" ? "; Secure" : "";
-    if (token) {
-      sessionStorage.setItem(TOKEN_KEY, token);
-      document.cookie = `${COOKIE}=${token}; Path=/api; SameSite=Strict${secure}`;
-    } else {
-      sessionStorage.removeItem(TOKEN_KEY);
-      document.cookie = `${COOKIE}=; Path=/api; Max-Age=0; SameSite=Strict${secure}`;
-    }
+    document.cookie = st.token
+      ? `${COOKIE}=${st.token}; Path=/api; SameSite=Strict${secure}`
+      : `${COOKIE}=; Path=/api; Max-Age=0; SameSite=Strict${secure}`;
   }
 
   // api GETs a JSON route with the token; it resolves to {status, body} (body null if not JSON)
@@ -144,6 +154,7 @@
     const name = TRANSPORT_NAMES[st.transport];
     if (st.attempt > 0) setState("reconnecting", `reconnecting over ${name} (attempt ${st.attempt})…`);
     else setState("connecting", `connecting over ${name}…`);
+    writeCookie(); // another tab may have changed it since: this attempt carries our token
     if (st.transport === "ws") openWebSocket(gen);
     else openEventSource(gen);
   }
