@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -299,6 +300,26 @@ func TestE2EDebugProfiles(t *testing.T) {
 	} {
 		if status, _, raw := doRequest(t, http.MethodGet, tc.url, "", nil); status != tc.want {
 			t.Errorf("GET %s: %d, want %d (%.200s)", tc.url, status, tc.want, raw)
+		}
+	}
+}
+
+// TestE2EGCPercent: the binary collects at GOGC=50 unless the environment sets GOGC.
+func TestE2EGCPercent(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  map[string]string
+		want float64
+	}{
+		{map[string]string{}, defaultGCPercent},
+		{map[string]string{"GOGC": "100"}, 100},
+		{map[string]string{"GOGC": "200"}, 200},
+	} {
+		env := map[string]string{"EVENTGATE_AUTH": "none"}
+		maps.Copy(env, tc.env)
+		s := startServer(t, env)
+		if got := scrape(t, s.URL()+"/metrics")["go_gc_gogc_percent"]; got != tc.want {
+			t.Errorf("with %v: go_gc_gogc_percent %v, want %v", tc.env, got, tc.want)
 		}
 	}
 }
