@@ -112,7 +112,7 @@ func (s *Server) websocket(c *gin.Context) {
 	// The first frame is subscribed, with the position delivery starts from; this goroutine is
 	// the writer until it starts the first writer run (w.writing is set until then).
 	w.sendSubscribed() // on failure the connection is stopped, and the goroutines below end
-	w.startTimers()
+	w.start()
 	go w.read()
 	go w.write()
 }

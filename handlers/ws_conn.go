@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,17 +21,18 @@ import (
 // which a read parked inside gorilla is not), so an idle connection parks one minimum-size stack
 // in gorilla's read. Even a message's body is read on a goroutine of its own (readBody). The writer is the only goroutine that writes
 // data frames and touches the subscription; it runs only while there is work — the
-// subscription woke it (SubscribeOptions.Wake), a client message or a pong is waiting, a
-// catch-up read is due again — and ends once it has done that work. At most one writer runs at a time (the
-// writing flag), so frames stay in order and gorilla's one-writer rule holds. Pings and the
-// close frame use gorilla's WriteControl, which is safe beside the writer, from a timer that
-// holds no goroutine until it fires; the drain finds the connection in the server's set. So an
-// idle connection holds one small stack, no write buffer and no writer goroutine: see the
+// subscription woke it (SubscribeOptions.Wake), a client message, a ping or a pong is waiting,
+// a catch-up read is due again — and ends once it has done that work. At most one writer runs at a time (the
+// writing flag), so frames stay in order and gorilla's one-writer rule holds; it also sends
+// pings and pongs. The close frame uses gorilla's WriteControl, which is safe beside the writer.
+// The server's heartbeat and drain find the connection in its set (wsConns). So an idle
+// connection holds one small stack and no timer, write buffer or writer goroutine: see the
 // idle-connection figures in the README's Performance.
 //
-// Liveness. Every heartbeat the ping timer counts a missed pong and sends a ping; any frame from
-// the client resets the count. No read deadline: setting one on every pong would deepen the
-// reader's stack. A client that answers no ping for two heartbeats is closed (1008).
+// Liveness. Every heartbeat the server's heartbeat counts a missed pong and has the writer send a
+// ping; any frame from the client resets the count. No read deadline: setting one on every pong
+// would deepen the reader's stack. A client that answers no ping for two heartbeats is closed
+// (1008), and so is one whose token has expired (checked every heartbeat/16).
 //
 // Ending. stop records the first reason, sends the close frame and closes the socket, which ends
 // the reader and any blocked write. Whichever of the reader and the writer leaves last releases
@@ -45,7 +45,7 @@ type wsConn struct {
 	principal *Principal   // the token's; nil with auth off
 	missed    atomic.Int32 // pings sent since the client's last frame
 
-	ping *time.Timer // the heartbeat; it also ends the connection when the token expires
+	phase uint8 // the part of the heartbeat interval in which it is pinged (wsConns)
 
 	// Owned by the writer (one at a time; mu orders the hand-over between writer runs).
 	asked     streams.Filter // the filter as the client asked for it, before the topic grants
@@ -62,6 +62,7 @@ type wsConn struct {
 	// flight at most, however fast a client pings (RFC 6455 §5.5.3 allows answering the latest).
 	pong       []byte
 	pongDue    bool
+	pingDue    bool // the server's heartbeat asks the writer for a ping
 	writing    bool // a writer runs (or the handler is still setting up, before the first one)
 	again      bool // woken while writing: run another round before ending
 	stopped    bool
@@ -135,10 +136,13 @@ func (w *wsConn) round() bool {
 		w.again = true // the next message in the next round
 		w.taken.Signal()
 	}
-	pong, pongDue := w.pong, w.pongDue
-	w.pong, w.pongDue = nil, false
+	pong, pongDue, pingDue := w.pong, w.pongDue, w.pingDue
+	w.pong, w.pongDue, w.pingDue = nil, false, false
 	w.mu.Unlock()
-	if pongDue && !w.sendPong(pong) {
+	if pongDue && !w.sendControl(websocket.PongMessage, pong) {
+		return false
+	}
+	if pingDue && !w.sendControl(websocket.PingMessage, nil) {
 		return false
 	}
 	if has && !w.handle(msg) {
@@ -147,9 +151,10 @@ func (w *wsConn) round() bool {
 	return w.deliver()
 }
 
-// sendPong answers the client's ping.
-func (w *wsConn) sendPong(data []byte) bool {
-	err := w.conn.WriteControl(websocket.PongMessage, data, time.Now().Add(w.s.cfg.WriteTimeout))
+// sendControl writes a ping or a pong. One that cannot be written within the write timeout means
+// the client reads nothing: it is closed as a slow consumer.
+func (w *wsConn) sendControl(kind int, data []byte) bool {
+	err := w.conn.WriteControl(kind, data, time.Now().Add(w.s.cfg.WriteTimeout))
 	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
 		w.stop(websocket.CloseTryAgainLater, "write_failed", "")
 		return false
@@ -285,52 +290,12 @@ func (w *wsConn) onPing(data string) error {
 	return nil
 }
 
-// heartbeat runs on the ping timer's goroutine: it closes a client that answered no ping for two
-// heartbeats, and pings the others. A ping that cannot be written within the write timeout
-// means the client reads nothing: it is closed as a slow consumer.
-func (w *wsConn) heartbeat() {
-	if w.principal != nil && !time.Now().Before(w.principal.Expires) {
-		// The client reconnects with a fresh token and its last id (SPEC §3).
-		w.stop(websocket.ClosePolicyViolation, "auth_expired", "token expired")
-		return
-	}
-	if w.missed.Add(1) > 2 {
-		w.stop(websocket.ClosePolicyViolation, "ping_timeout", "")
-		return
-	}
-	if err := w.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(w.s.cfg.WriteTimeout)); err != nil {
-		w.stop(websocket.CloseTryAgainLater, "write_failed", "")
-		return
-	}
-	w.mu.Lock() // orders this read of w.ping after startTimers' write
-	if !w.stopped {
-		w.ping.Reset(w.nextBeat())
-	}
-	w.mu.Unlock()
-}
-
-// startTimers arms the heartbeat (which also ends the connection when its token expires) and
-// registers the connection for the drain; neither holds a goroutine.
-func (w *wsConn) startTimers() {
+// start sets the control-frame handlers and registers the connection with the server's set,
+// whose heartbeat pings it and whose drain closes it.
+func (w *wsConn) start() {
 	w.conn.SetPongHandler(func(string) error { w.missed.Store(0); return nil })
 	w.conn.SetPingHandler(w.onPing)
-	w.mu.Lock()
-	// The first ping comes at a random point of the first interval, so that connections opened
-	// together (a reconnect wave after a deploy) do not ping together ever after: each firing
-	// runs a goroutine, and thousands at once would leave thousands of goroutine records behind.
-	first := min(w.nextBeat(), rand.N(w.s.cfg.Heartbeat)+1)
-	w.ping = time.AfterFunc(first, w.heartbeat)
-	w.mu.Unlock()
 	w.s.ws.add(w.s, w)
-}
-
-// nextBeat is the delay to the next heartbeat, or to the token's expiry when that comes first.
-func (w *wsConn) nextBeat() time.Duration {
-	d := w.s.cfg.Heartbeat
-	if w.principal != nil {
-		d = min(d, time.Until(w.principal.Expires))
-	}
-	return d
 }
 
 // stop ends the connection: the first call's code and reason win. Any goroutine.
@@ -367,7 +332,6 @@ func (w *wsConn) readerLeft() {
 // no writer runs (and none can start: the connection is stopped).
 func (w *wsConn) cleanup() {
 	w.sub.Close()
-	w.ping.Stop()
 	if w.retryRead != nil {
 		w.retryRead.Stop()
 	}

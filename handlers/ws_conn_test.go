@@ -26,8 +26,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 // TestWebSocketIdleHoldsOneGoroutine: an idle connection keeps its reader and nothing else — the
-// writer runs only while there is something to write. Not parallel: it counts the process's
-// goroutines.
+// writer runs only while there is something to write, and one heartbeat goroutine serves the
+// server's connections. Not parallel: it counts the process's goroutines.
 func TestWebSocketIdleHoldsOneGoroutine(t *testing.T) {
 	ts, log := startHTTP(t, Config{MaxConnectionsPerIP: 100})
 	const n = 20
@@ -46,8 +46,8 @@ func TestWebSocketIdleHoldsOneGoroutine(t *testing.T) {
 			}
 		}
 	}
-	waitUntil(t, fmt.Sprintf("%d idle connections hold %d goroutines", n, n), func() bool {
-		return runtime.NumGoroutine()-base <= n
+	waitUntil(t, fmt.Sprintf("%d idle connections hold %d goroutines and the heartbeat", n, n), func() bool {
+		return runtime.NumGoroutine()-base <= n+1
 	})
 }
 
@@ -117,7 +117,7 @@ func TestWebSocketActionsInterleaveWithEvents(t *testing.T) {
 
 // TestWebSocketReleasesEverything: however connections end — the client leaves mid-delivery,
 // an action is pending, the server drains — the subscription, the slot and the registry entry
-// are released.
+// are released, and the heartbeat goroutine ends with the last connection.
 func TestWebSocketReleasesEverything(t *testing.T) {
 	t.Parallel()
 	s, log := newTestServer(t, Config{Heartbeat: time.Second, MaxConnectionsPerIP: 100})
@@ -146,9 +146,9 @@ func TestWebSocketReleasesEverything(t *testing.T) {
 	wg.Wait()
 	waitUntil(t, "every connection is released", func() bool {
 		s.ws.mu.Lock()
-		registered := len(s.ws.conns)
+		registered, beating := len(s.ws.conns), s.ws.beating
 		s.ws.mu.Unlock()
-		return s.hub.Len() == 0 && s.Active() == 0 && registered == 0
+		return s.hub.Len() == 0 && s.Active() == 0 && registered == 0 && !beating
 	})
 }
 

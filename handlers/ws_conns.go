@@ -7,23 +7,40 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// wsConns is the set of open WebSocket connections. An idle WebSocket connection has no
-// goroutine that could select on the drain signal (see wsConn), so Drain finds them here. One
-// map entry costs far less than a per-connection drain callback. Safe for concurrent use.
+// beatPhases is how many parts a heartbeat interval is cut into: each connection is pinged in
+// one of them, so pings (and the writers they start) are spread over the interval rather than
+// sent to every connection at once, and token expiry is checked every interval/beatPhases.
+const beatPhases = 16
+
+// wsConns is the set of open WebSocket connections and their heartbeat. An idle WebSocket
+// connection has no goroutine and no timer of its own (see wsConn): one heartbeat goroutine per
+// server — running while any connection is open — pings them, closes the silent ones and those
+// whose token expired, and Drain finds them here. A map entry costs far less than a timer and a
+// drain callback per connection. Safe for concurrent use.
 type wsConns struct {
-	mu    sync.Mutex
-	conns map[*wsConn]struct{}
+	mu      sync.Mutex
+	conns   map[*wsConn]struct{}
+	next    uint8 // the phase of the next connection added
+	beating bool  // the heartbeat goroutine runs
 }
 
-// add registers w. If the server is draining already, w is scheduled to close like the others:
-// Drain sets the signal before it walks the set, so a connection added meanwhile is not missed.
+// add registers w and starts the heartbeat if it is not running. If the server is draining
+// already, w is scheduled to close like the others: Drain sets the signal before it walks the
+// set, so a connection added meanwhile is not missed.
 func (c *wsConns) add(s *Server, w *wsConn) {
 	c.mu.Lock()
 	if c.conns == nil {
 		c.conns = make(map[*wsConn]struct{})
 	}
 	c.conns[w] = struct{}{}
+	w.phase = c.next % beatPhases
+	c.next++
+	start := !c.beating
+	c.beating = true
 	c.mu.Unlock()
+	if start {
+		go c.beat(s.cfg.Heartbeat)
+	}
 	if s.isDraining() {
 		w.drain()
 	}
@@ -33,6 +50,27 @@ func (c *wsConns) remove(w *wsConn) {
 	c.mu.Lock()
 	delete(c.conns, w)
 	c.mu.Unlock()
+}
+
+// beat is the heartbeat goroutine. Every interval/beatPhases it pings the connections of one
+// phase and checks every token's expiry; it ends once no connection is left. It never blocks on
+// a connection: writes go to the connections' writers, closes to goroutines of their own.
+func (c *wsConns) beat(interval time.Duration) {
+	tick := time.NewTicker(max(interval/beatPhases, time.Millisecond))
+	defer tick.Stop()
+	for phase := uint8(0); ; phase = (phase + 1) % beatPhases {
+		now := <-tick.C
+		c.mu.Lock()
+		if len(c.conns) == 0 {
+			c.beating = false
+			c.mu.Unlock()
+			return
+		}
+		for w := range c.conns {
+			w.beat(now, w.phase == phase)
+		}
+		c.mu.Unlock()
+	}
 }
 
 // drain schedules every connection's close (1012) at its own point of the drain spread.
@@ -48,4 +86,35 @@ func (c *wsConns) drain() {
 // reconnect as one wave. Idempotent in effect: a second close is a no-op.
 func (w *wsConn) drain() {
 	time.AfterFunc(w.s.drainAfter(), func() { w.stop(websocket.CloseServiceRestart, "shutdown", "") })
+}
+
+// beat is w's share of a heartbeat tick, called by the heartbeat goroutine with the set locked;
+// it must not block. On w's ping tick it counts a missed pong and asks the writer for a ping; a
+// client that answered no ping for two heartbeats is closed (1008), as is one whose token expired
+// (1008 "token expired": it reconnects with a fresh token and its last id, SPEC §3).
+func (w *wsConn) beat(now time.Time, pingTick bool) {
+	expired := w.principal != nil && !now.Before(w.principal.Expires)
+	if !expired && !pingTick {
+		return
+	}
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
+	switch {
+	case expired:
+		w.mu.Unlock()
+		go w.stop(websocket.ClosePolicyViolation, "auth_expired", "token expired")
+	case w.missed.Add(1) > 2:
+		w.mu.Unlock()
+		go w.stop(websocket.ClosePolicyViolation, "ping_timeout", "")
+	default:
+		w.pingDue = true
+		start := w.claimWriter()
+		w.mu.Unlock()
+		if start {
+			go w.write()
+		}
+	}
 }
