@@ -13,27 +13,12 @@ set -euo pipefail
 
 log() { echo "chromium.sh: $*" >&2; }
 
-find_binary() {
-	local p
-	for p in "${EVENTGATE_TEST_CHROMIUM:-}" "$(command -v chromium 2>/dev/null || true)" /usr/bin/chromium /usr/lib/chromium/chromium; do
-		if [[ -n "$p" && -x "$p" ]]; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
-install_chromium() {
-	if [[ "$(id -u)" != 0 ]]; then
-		log "chromium is not installed and we are not root: install the chromium package"
-		return 1
-	fi
-	log "installing the chromium Debian package"
-	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >&2
-}
+candidates() { find_binary "${EVENTGATE_TEST_CHROMIUM:-}" "$(command -v chromium 2>/dev/null || true)" /usr/bin/chromium /usr/lib/chromium/chromium; }
 
-bin=$(find_binary) || { install_chromium && bin=$(find_binary); } || bin=""
+bin=$(candidates) || { apt_install chromium && bin=$(candidates); } || bin=""
 if [[ -n "$bin" ]]; then
 	echo "EVENTGATE_TEST_CHROMIUM=$bin"
 else

@@ -14,35 +14,12 @@ set -euo pipefail
 
 log() { echo "nginx.sh: $*" >&2; }
 
-find_binary() {
-	local p
-	for p in "$(command -v nginx 2>/dev/null || true)" /usr/sbin/nginx /usr/local/sbin/nginx /usr/local/nginx/sbin/nginx; do
-		if [[ -n "$p" && -x "$p" ]]; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
-install_nginx() {
-	if [[ "$(id -u)" != 0 ]]; then
-		log "nginx is not installed and we are not root: install the nginx package"
-		return 1
-	fi
-	log "installing the nginx Debian package"
-	# Keep the package's init script from starting a system-wide nginx on port 80.
-	local policy=/usr/sbin/policy-rc.d made_policy=""
-	if [[ ! -e "$policy" ]]; then
-		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
-	fi
-	local rc=0
-	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; } >&2 || rc=$?
-	[[ -z "$made_policy" ]] || rm -f "$policy"
-	return "$rc"
-}
+candidates() { find_binary "$(command -v nginx 2>/dev/null || true)" /usr/sbin/nginx /usr/local/sbin/nginx /usr/local/nginx/sbin/nginx; }
 
-bin=$(find_binary) || { install_nginx && bin=$(find_binary); } || bin=""
+bin=$(candidates) || { apt_install nginx && bin=$(candidates); } || bin=""
 if [[ -n "$bin" ]]; then
 	echo "EVENTGATE_TEST_NGINX=$bin"
 else

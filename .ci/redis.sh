@@ -57,32 +57,11 @@ usable() {
 	fi
 }
 
-find_server_binary() {
-	local p
-	for p in "$(command -v redis-server 2>/dev/null || true)" /usr/bin/redis-server /usr/sbin/redis-server /usr/local/bin/redis-server; do
-		if [[ -n "$p" && -x "$p" ]]; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
-install_server() {
-	if [[ "$(id -u)" != 0 ]]; then
-		log "redis-server is not installed and we are not root: install the redis-server package"
-		return 1
-	fi
-	log "installing the redis-server Debian package"
-	# Keep the package's init script from starting a system-wide server on 6379.
-	local policy=/usr/sbin/policy-rc.d made_policy=""
-	if [[ ! -e "$policy" ]]; then
-		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
-	fi
-	local rc=0
-	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; } >&2 || rc=$?
-	[[ -z "$made_policy" ]] || rm -f "$policy"
-	return "$rc"
+find_server_binary() {
+	find_binary "$(command -v redis-server 2>/dev/null || true)" /usr/bin/redis-server /usr/sbin/redis-server /usr/local/bin/redis-server
 }
 
 free_port() {
@@ -120,7 +99,7 @@ start_throwaway() {
 
 cmd_start() {
 	local bin=""
-	bin=$(find_server_binary) || { install_server && bin=$(find_server_binary); } || bin=""
+	bin=$(find_server_binary) || { apt_install redis-server && bin=$(find_server_binary); } || bin=""
 	if [[ -n "$bin" ]]; then
 		echo "EVENTGATE_TEST_REDIS_SERVER=$bin"
 	else
