@@ -29,21 +29,24 @@ import (
 // connection holds one small stack and no timer, write buffer or writer goroutine: see the
 // idle-connection figures in the README's Performance.
 //
-// Liveness. Every heartbeat the server's heartbeat counts a missed pong and has the writer send a
-// ping; any frame from the client resets the count. No read deadline: setting one on every pong
+// Liveness. Every heartbeat the server's heartbeat has the writer send a ping, which counts as
+// unanswered once written; any frame from the client resets the count. No read deadline: setting one on every pong
 // would deepen the reader's stack. A client that answers no ping for two heartbeats is closed
 // (1008), and so is one whose token has expired (checked every heartbeat/16).
 //
 // Ending. stop records the first reason, sends the close frame and closes the socket, which ends
 // the reader and any blocked write. Whichever of the reader and the writer leaves last releases
-// the subscription, the timers and the connection's slots (cleanup).
+// the subscription, the retry timer, the registry entry and the connection's slot (cleanup).
 type wsConn struct {
 	s         *Server
 	conn      *websocket.Conn
 	sub       *streams.Subscription
 	info      *connInfo
 	principal *Principal   // the token's; nil with auth off
-	missed    atomic.Int32 // pings sent since the client's last frame
+	missed    atomic.Int32 // pings written since the client's last frame
+	// pingDue: the server's heartbeat asks the writer for a ping. Atomic, so that the writer can
+	// look between the frames of a long delivery, not only between rounds.
+	pingDue atomic.Bool
 
 	phase uint8 // the part of the heartbeat interval in which it is pinged (wsConns)
 
@@ -62,7 +65,6 @@ type wsConn struct {
 	// flight at most, however fast a client pings (RFC 6455 §5.5.3 allows answering the latest).
 	pong       []byte
 	pongDue    bool
-	pingDue    bool // the server's heartbeat asks the writer for a ping
 	writing    bool // a writer runs (or the handler is still setting up, before the first one)
 	again      bool // woken while writing: run another round before ending
 	stopped    bool
@@ -136,19 +138,33 @@ func (w *wsConn) round() bool {
 		w.again = true // the next message in the next round
 		w.taken.Signal()
 	}
-	pong, pongDue, pingDue := w.pong, w.pongDue, w.pingDue
-	w.pong, w.pongDue, w.pingDue = nil, false, false
+	pong, pongDue := w.pong, w.pongDue
+	w.pong, w.pongDue = nil, false
 	w.mu.Unlock()
 	if pongDue && !w.sendControl(websocket.PongMessage, pong) {
 		return false
 	}
-	if pingDue && !w.sendControl(websocket.PingMessage, nil) {
+	if !w.pingIfDue() {
 		return false
 	}
 	if has && !w.handle(msg) {
 		return false
 	}
 	return w.deliver()
+}
+
+// pingIfDue sends the ping the heartbeat asked for, if any, and counts it as unanswered until
+// the client's next frame. Only pings written count, so a client whose pings wait behind a long
+// delivery is not taken for silent.
+func (w *wsConn) pingIfDue() bool {
+	if !w.pingDue.Swap(false) {
+		return true
+	}
+	if !w.sendControl(websocket.PingMessage, nil) {
+		return false
+	}
+	w.missed.Add(1)
+	return true
 }
 
 // sendControl writes a ping or a pong. One that cannot be written within the write timeout means
@@ -171,7 +187,7 @@ func (w *wsConn) deliver() bool {
 	events, err := w.sub.Next(context.Background(), (*ep)[:0])
 	*ep = events
 	for _, e := range events {
-		if !w.send(e.JSON) {
+		if !w.pingIfDue() || !w.send(e.JSON) { // a long page does not hold the ping back
 			return false
 		}
 	}

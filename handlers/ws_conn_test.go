@@ -187,3 +187,98 @@ func TestWebSocketPingFloodIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// smallWindow dials with a 4 KiB receive buffer, so that the server's writes soon wait for the
+// client to read.
+var smallWindow = &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) }); err != nil {
+		return err
+	}
+	return serr
+}}
+
+// smallSendBuffers makes the server's side of every accepted connection buffer little.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+// TestWebSocketHeartbeat: a client that answers pings stays connected, through a long catch-up
+// over a slow link during which its pings wait behind the delivery, and receives a ping every
+// heartbeat; one that answers none is closed with 1008, not before two heartbeats after its
+// first ping.
+func TestWebSocketHeartbeat(t *testing.T) {
+	t.Parallel()
+	const hb = 400 * time.Millisecond
+	s, log := newTestServer(t, Config{Heartbeat: hb, WriteTimeout: 5 * time.Second})
+	ts := httptest.NewUnstartedServer(s.Handler())
+	ts.Listener = smallSendBuffers{ts.Listener}
+	ts.Start()
+	t.Cleanup(ts.Close) // after the parallel subtests
+	url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/api/v1/ws"
+	title := `{"note_id":"` + jobID + `","title":"%d` + strings.Repeat("x", 480) + `"}`
+	ids := publishN(t, log, 1000, "note.created", title)
+
+	t.Run("answers", func(t *testing.T) {
+		t.Parallel()
+		conn, _, err := (&websocket.Dialer{NetDialContext: smallWindow.DialContext}).Dial(url+"?since=0", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		n := 0 // pings received; the handler runs inside this goroutine's reads
+		conn.SetPingHandler(func(data string) error {
+			n++
+			return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		if m := readJSON(t, conn); m["type"] != "subscribed" {
+			t.Fatalf("first frame %v", m)
+		}
+		// Read slowly: 1000 events at one per 5 ms take several heartbeats.
+		for i, id := range ids {
+			time.Sleep(5 * time.Millisecond)
+			if m := readJSON(t, conn); m["id"] != id.String() {
+				t.Fatalf("event %d: %v, want %s", i, m, id)
+			}
+		}
+		// Idle now: pings keep coming, and the connection stays.
+		have := n
+		for n < have+3 {
+			if err := conn.WriteJSON(map[string]string{"action": "ping"}); err != nil {
+				t.Fatal(err)
+			}
+			if m := readJSON(t, conn); m["type"] != "pong" {
+				t.Fatalf("got %v, want pong", m)
+			}
+		}
+	})
+
+	t.Run("silent", func(t *testing.T) {
+		t.Parallel()
+		conn := dialWS(t, ts, "", nil)
+		first := make(chan time.Time, 1)
+		conn.SetPingHandler(func(string) error { // never answers
+			select {
+			case first <- time.Now():
+			default:
+			}
+			return nil
+		})
+		wantClose(t, conn, websocket.ClosePolicyViolation)
+		closed := time.Now()
+		select {
+		case at := <-first:
+			if d := closed.Sub(at); d < 2*hb-hb/beatPhases-50*time.Millisecond {
+				t.Fatalf("closed %v after the first ping, want about two heartbeats (%v)", d, 2*hb)
+			}
+		default:
+			t.Fatal("closed without a ping")
+		}
+	})
+}

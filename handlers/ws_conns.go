@@ -89,9 +89,11 @@ func (w *wsConn) drain() {
 }
 
 // beat is w's share of a heartbeat tick, called by the heartbeat goroutine with the set locked;
-// it must not block. On w's ping tick it counts a missed pong and asks the writer for a ping; a
-// client that answered no ping for two heartbeats is closed (1008), as is one whose token expired
-// (1008 "token expired": it reconnects with a fresh token and its last id, SPEC §3).
+// it must not block. On w's ping tick it closes a client that answered neither of the last two
+// pings written to it (1008 "ping_timeout": two heartbeats after the first of them), and
+// otherwise asks the writer for a ping unless one is still waiting to be written. Every tick it
+// closes a connection whose token has expired (1008 "token expired": the client reconnects with
+// a fresh token and its last id, SPEC §3).
 func (w *wsConn) beat(now time.Time, pingTick bool) {
 	expired := w.principal != nil && !now.Before(w.principal.Expires)
 	if !expired && !pingTick {
@@ -106,11 +108,13 @@ func (w *wsConn) beat(now time.Time, pingTick bool) {
 	case expired:
 		w.mu.Unlock()
 		go w.stop(websocket.ClosePolicyViolation, "auth_expired", "token expired")
-	case w.missed.Add(1) > 2:
+	case w.missed.Load() >= 2:
 		w.mu.Unlock()
 		go w.stop(websocket.ClosePolicyViolation, "ping_timeout", "")
+	case w.pingDue.Load():
+		w.mu.Unlock() // the last ping waits behind a delivery; the writer's write timeout bounds it
 	default:
-		w.pingDue = true
+		w.pingDue.Store(true)
 		start := w.claimWriter()
 		w.mu.Unlock()
 		if start {
