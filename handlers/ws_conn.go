@@ -79,25 +79,18 @@ func newWSConn(s *Server, principal *Principal, asked streams.Filter) *wsConn {
 }
 
 // wake starts the writer unless it runs already, in which case the writer runs another round.
-// Called by the hub's dispatch with the hub locked, by the reader and by timers: never blocks.
+// Called by the hub's dispatch with the hub locked, by the reader and by the heartbeat: never
+// blocks. Callers set what the writer is to do (pending, pong, pingDue) before they call it.
 func (w *wsConn) wake() {
 	w.mu.Lock()
-	start := w.claimWriter()
-	w.mu.Unlock()
-	if start {
-		go w.write()
-	}
-}
-
-// claimWriter, with mu held, reports whether the caller must start a writer; if one runs, it is
-// told to run another round.
-func (w *wsConn) claimWriter() bool {
 	if w.writing || w.stopped {
 		w.again = true
-		return false
+		w.mu.Unlock()
+		return
 	}
 	w.writing = true
-	return true
+	w.mu.Unlock()
+	go w.write()
 }
 
 // write is the writer: it answers waiting client messages and delivers what the subscription
@@ -249,11 +242,8 @@ func (w *wsConn) handOver(r io.Reader) bool {
 		return false
 	}
 	w.pending, w.hasPending = msg, true
-	start := w.claimWriter()
 	w.mu.Unlock()
-	if start {
-		go w.write()
-	}
+	w.wake()
 	return true
 }
 
@@ -296,11 +286,8 @@ func (w *wsConn) onPing(data string) error {
 	w.missed.Store(0)
 	w.mu.Lock()
 	w.pong, w.pongDue = []byte(data), true
-	start := w.claimWriter()
 	w.mu.Unlock()
-	if start {
-		go w.write()
-	}
+	w.wake()
 	return nil
 }
 

@@ -114,11 +114,8 @@ func (w *wsConn) beat(now time.Time, pingTick bool) {
 	case w.pingDue.Load():
 		w.mu.Unlock() // the last ping waits behind a delivery; the writer's write timeout bounds it
 	default:
-		w.pingDue.Store(true)
-		start := w.claimWriter()
 		w.mu.Unlock()
-		if start {
-			go w.write()
-		}
+		w.pingDue.Store(true)
+		w.wake()
 	}
 }
