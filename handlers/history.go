@@ -23,7 +23,8 @@ type historyPage struct {
 	Events []json.RawMessage `json:"events"`
 	Oldest string            `json:"oldest"`
 	Next   string            `json:"next"`
-	// Truncated is set when events after the requested position were trimmed from the ring.
+	// Truncated is set when events after the requested position were trimmed from the ring, or the
+	// log cannot vouch for the position at all (it was reset, or lost and appended to since).
 	Truncated bool `json:"truncated,omitempty"`
 }
 
@@ -67,7 +68,10 @@ func (s *Server) history(c *gin.Context) {
 		}
 		if reads == 0 {
 			out.Oldest = page.Bounds.First.String()
-			out.Truncated = !after.IsZero() && after.Less(page.Bounds.MaxDeleted)
+			// Events after `after` were trimmed, or the log cannot vouch for it at all (it was
+			// reset, or restarted empty and was appended to since).
+			b := page.Bounds
+			out.Truncated = !after.IsZero() && (after.Less(b.MaxDeleted) || !b.Holds(after))
 		}
 		for _, e := range page.Events {
 			if filter.Match(e) {

@@ -99,7 +99,7 @@ func (m *Memory) Read(ctx context.Context, after streams.ID, limit int) (streams
 }
 
 func (m *Memory) readLocked(after streams.ID, limit int) streams.Page {
-	p := streams.Page{Next: after, Bounds: streams.Bounds{Last: m.last, MaxDeleted: m.maxDeleted}}
+	p := streams.Page{Next: after, Bounds: streams.Bounds{Last: m.last, MaxDeleted: m.maxDeleted, Trimmed: !m.maxDeleted.IsZero()}}
 	if m.n > 0 {
 		p.Bounds.First = m.at(0).ID
 	}

@@ -189,14 +189,13 @@ func (r *Redis) Bounds(ctx context.Context) (streams.Bounds, error) {
 	return b, nil
 }
 
-// Tail waits in XREAD COUNT limit BLOCK on the tail client for entries after after and returns
-// them. The wait is bounded by the configured block and by ctx's deadline (less a margin, so the
-// server's timeout reply arrives before the socket deadline); a timeout returns an empty page with
-// Next == after and nil error. A cancelled ctx is noticed between calls, at the latest after one
-// block. Invalid entries are skipped and reported as in Read, and Next moves past them.
-//
-// Tail pages carry zero Bounds: XREAD cannot be combined atomically with XINFO, and the hub's
-// reader does not need them (subscriptions replay with Read, which has consistent bounds).
+// Tail waits in XREAD BLOCK on the tail client until an entry after after exists, then reads the
+// page with Read, so that it carries bounds consistent with its events: the hub's reader needs them
+// to notice a log that restarted empty and was appended to before it looked. The wait is bounded by
+// the configured block and by ctx's deadline (less a margin, so the server's timeout reply arrives
+// before the socket deadline); a timeout returns an empty page with Next == after and nil error. A
+// cancelled ctx is noticed between calls, at the latest after one block. Invalid entries are
+// skipped and reported as in Read, and Next moves past them.
 func (r *Redis) Tail(ctx context.Context, after streams.ID, limit int) (streams.Page, error) {
 	page := streams.Page{Next: after}
 	if err := ctx.Err(); err != nil {
@@ -212,26 +211,19 @@ func (r *Redis) Tail(ctx context.Context, after streams.ID, limit int) (streams.
 	if limit <= 0 {
 		limit = 1
 	}
-	res, err := r.tail.XRead(ctx, &redis.XReadArgs{
+	// COUNT 1: the wait only learns that something follows; Read fetches the page.
+	err := r.tail.XRead(ctx, &redis.XReadArgs{
 		Streams: []string{r.key, after.String()},
-		Count:   int64(limit),
+		Count:   1,
 		Block:   block,
-	}).Result()
+	}).Err()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return page, nil
 	case err != nil:
 		return page, redisFail(ctx, "tail", err)
 	}
-	for _, st := range res {
-		if st.Stream != r.key {
-			continue
-		}
-		if err := r.decode(&page, st.Messages); err != nil {
-			return streams.Page{Next: after}, fmt.Errorf("redis tail: %w: %w", streams.ErrUnavailable, err)
-		}
-	}
-	return page, nil
+	return r.Read(ctx, after, limit)
 }
 
 // decode appends the valid events of msgs to page and advances page.Next past every entry.
@@ -299,27 +291,17 @@ func boundsOf(info *redis.XInfoStream) (streams.Bounds, error) {
 		}
 		*f.dst = id
 	}
+	b.Trimmed = info.EntriesAdded > info.Length || !b.MaxDeleted.IsZero()
 	if info.EntriesAdded > info.Length {
 		trimmed := b.Last
 		if info.Length > 0 {
-			trimmed = before(b.First)
+			trimmed = b.First.Prev()
 		}
 		if b.MaxDeleted.Less(trimmed) {
 			b.MaxDeleted = trimmed
 		}
 	}
 	return b, nil
-}
-
-// before returns the largest ID less than id (zero for the zero ID).
-func before(id streams.ID) streams.ID {
-	switch {
-	case id.Seq > 0:
-		return streams.ID{MS: id.MS, Seq: id.Seq - 1}
-	case id.MS > 0:
-		return streams.ID{MS: id.MS - 1, Seq: ^uint64(0)}
-	}
-	return streams.ID{}
 }
 
 // isNoSuchKey reports whether err is XINFO STREAM's reply for a missing key.

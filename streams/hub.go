@@ -115,6 +115,12 @@ func (h *Hub) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		if !page.Bounds.Holds(after) {
+			// The log restarted empty and was appended to before the idle check below saw it
+			// empty: what followed after in the old log is gone. Every subscriber re-reads the
+			// log, which cannot vouch for its position either, and gets a resync.
+			h.lose(after, page.Bounds)
+		}
 		h.dispatch(page.Events, page.Next)
 	}
 }
@@ -200,6 +206,19 @@ func (h *Hub) reset(last ID) {
 	}
 }
 
+// lose handles a log that no longer holds after although it moved past it: every subscription
+// re-reads the log, where its position is unknown, and gets a resync.
+func (h *Hub) lose(after ID, b Bounds) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.opts.Logger.Warn("the log was reset or lost and appended to since; subscribers will resync",
+		"was", after.String(), "first", b.First.String(), "last", b.Last.String())
+	for s := range h.subs {
+		s.overflow.Store(true)
+		s.signal()
+	}
+}
+
 // Subscribe registers a subscription with filter f starting at start. A resume position is
 // replayed from the log first and then continues live, with no gap and no duplicate at the seam.
 // Subscribe waits until the reader has started (or ctx ends). The caller owns the subscription,
@@ -237,8 +256,10 @@ func (h *Hub) SubscribeWith(ctx context.Context, f Filter, start Start, opts Sub
 	h.mu.Lock()
 	if start.Live {
 		s.pos = h.last
+		s.segStart = h.last
 	} else {
 		s.pos = start.After
+		s.segStart = start.After
 		s.fromOldest = start.After.IsZero()
 		s.catchup = true
 		s.signal()

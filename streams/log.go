@@ -20,6 +20,26 @@ type Bounds struct {
 	// MaxDeleted is the largest ID trimmed from the ring (zero when nothing was trimmed). Trimming
 	// only removes the oldest events, so a position before MaxDeleted has lost events.
 	MaxDeleted ID
+	// Trimmed reports whether the log ever removed an entry (trimming or deletion). While it has
+	// not, First is the first entry the log ever held, so a non-zero position before First comes
+	// from another log: one that was reset or lost and has since been appended to. Event IDs are
+	// time-based, so without this a new log's entries would look like the continuation of the old.
+	Trimmed bool
+}
+
+// Holds reports whether the log can vouch for pos: every event after pos that the log ever held
+// is still held or was trimmed (which MaxDeleted reports). It cannot when pos is past Last (the log
+// was reset or lost) or, in a log that never removed an entry, before First (a new log that was
+// appended to since). The zero position, "from the oldest", is always held, and so is the position
+// just before First, where a resync continues from.
+func (b Bounds) Holds(pos ID) bool {
+	switch {
+	case pos.IsZero():
+		return true
+	case b.Last.Less(pos):
+		return false
+	}
+	return b.Trimmed || !pos.Less(b.First.Prev())
 }
 
 // Page is a slice of the log after some position.
@@ -42,7 +62,8 @@ type Log interface {
 	// Bounds returns what the log holds now (zero Bounds for a log that never held an event).
 	Bounds(ctx context.Context) (Bounds, error)
 	// Tail waits until events after after exist, or a backend-specific poll interval passes, or
-	// ctx ends, and returns them (up to limit). An empty page with Next == after is a timeout.
-	// Only one goroutine per process calls Tail (the hub's reader).
+	// ctx ends, and returns them (up to limit) with the bounds read in the same atomic step, so the
+	// reader can tell whether the log still holds after. An empty page with Next == after is a
+	// timeout. Only one goroutine per process calls Tail (the hub's reader).
 	Tail(ctx context.Context, after ID, limit int) (Page, error)
 }

@@ -28,9 +28,19 @@ type Subscription struct {
 	catchup     bool // reading from the log rather than the live buffer
 	fromOldest  bool // started at "0": a trimmed ring is expected, not a resync
 	resyncedFor ID   // the MaxDeleted a resync was sent for: one resync per deletion
-	// excluded lists ranges a replay must not deliver again (see Change); pruned once passed.
-	excluded []exclusion
+	// segStart is where the current filter took effect: every event in (segStart, pos] it matches
+	// was delivered (or is covered by done).
+	segStart ID
+	// done remembers, per earlier filter, the stretches whose matching events were delivered, so a
+	// replay after a Change never delivers one again (see Change). At most maxDone entries; replays
+	// never reach below floor, the end of the oldest stretch forgotten.
+	done   []exclusion
+	doneHi ID // the largest hi in done: later events need no check
+	floor  ID
 }
+
+// maxDone bounds the filter history of one subscription (one entry per Change).
+const maxDone = 128
 
 // exclusion: in (lo, hi], events matching filter were delivered already, or belong to topics
 // the client had before a Change and did not ask to replay.
@@ -120,20 +130,46 @@ func (s *Subscription) Filter() Filter { return *s.filter.Load() }
 // Change replaces the filter, for WebSocket subscribe/unsubscribe actions. Events that the old
 // filter skipped and the new one matches are read from the log, so nothing is missed across the
 // change. With since before the current position, the log is replayed from since first, in log
-// order, delivering only what the previous filter did not match (the added topics' history), so
-// nothing is repeated — also when changes arrive while an earlier replay is still running.
-// Drainer goroutine only.
+// order, delivering only what no earlier filter of this subscription delivered (the added topics'
+// history), so nothing is repeated within the subscription — also across unsubscribe and
+// resubscribe, and when changes arrive while an earlier replay is still running. A replay reaches
+// back no further than the oldest of the last maxDone changes. Drainer goroutine only.
 func (s *Subscription) Change(f Filter, since *ID) {
 	s.syncLive()
 	old := s.filter.Load()
+	lo := s.segStart
+	if since != nil && since.Less(lo) {
+		lo = *since // the old filter's topics are not replayed: the client had them
+	}
+	s.remember(exclusion{filter: old, lo: lo, hi: s.pos})
 	s.filter.Store(&f)
 	if since != nil && since.Less(s.pos) {
-		s.excluded = append(s.excluded, exclusion{filter: old, lo: *since, hi: s.pos})
 		s.pos = *since
-		s.fromOldest = since.IsZero()
+		if s.pos.Less(s.floor) {
+			s.pos = s.floor
+		}
+		s.fromOldest = s.pos.IsZero()
 	}
+	s.segStart = s.pos
 	s.catchup = true
 	s.signal()
+}
+
+// remember records that x's events were delivered, forgetting the oldest record past maxDone.
+func (s *Subscription) remember(x exclusion) {
+	if !x.lo.Less(x.hi) {
+		return
+	}
+	if len(s.done) == maxDone {
+		if s.floor.Less(s.done[0].hi) {
+			s.floor = s.done[0].hi
+		}
+		s.done = append(s.done[:0], s.done[1:]...)
+	}
+	s.done = append(s.done, x)
+	if s.doneHi.Less(x.hi) {
+		s.doneHi = x.hi
+	}
 }
 
 // Next appends to dst the events ready for delivery now, in log order, and returns it. It never
@@ -192,10 +228,15 @@ func (s *Subscription) readLog(ctx context.Context, dst []*Event) ([]*Event, err
 		return dst, nil
 	}
 	switch {
-	case b.Last.Less(s.pos):
-		// The log never reached pos: it was reset or lost. Continue from its end.
-		dst = append(dst, s.hub.resync(ctx, s.Filter(), ReasonUnknown, s.pos, b.First, b.Last))
-		s.pos = b.Last
+	case !b.Holds(s.pos):
+		// The log never held pos (it was reset or lost), or it restarted empty and was appended
+		// to since: continue from its end, or from just before its first entry.
+		at := b.First.Prev()
+		if b.Last.Less(s.pos) {
+			at = b.Last
+		}
+		dst = append(dst, s.hub.resync(ctx, s.Filter(), ReasonUnknown, s.pos, b.First, at))
+		s.pos = at
 		s.signal()
 		return dst, nil
 	case s.pos.Less(b.MaxDeleted) && !s.fromOldest && s.resyncedFor.Less(b.MaxDeleted):
@@ -219,12 +260,11 @@ func (s *Subscription) readLog(ctx context.Context, dst []*Event) ([]*Event, err
 		if !s.pos.Less(e.ID) || !f.Match(e) {
 			continue
 		}
-		if s.isExcluded(e) {
+		if !s.doneHi.Less(e.ID) && s.delivered(e) {
 			continue
 		}
 		dst = append(dst, e)
 	}
-	s.pruneExcluded(page.Next)
 	if page.Next.Compare(s.pos) <= 0 {
 		// Caught up with the log: continue with the live buffer.
 		s.catchup = false
@@ -235,24 +275,14 @@ func (s *Subscription) readLog(ctx context.Context, dst []*Event) ([]*Event, err
 	return dst, nil
 }
 
-func (s *Subscription) isExcluded(e *Event) bool {
-	for _, x := range s.excluded {
+// delivered reports whether an earlier filter of this subscription delivered e already.
+func (s *Subscription) delivered(e *Event) bool {
+	for _, x := range s.done {
 		if x.covers(e) {
 			return true
 		}
 	}
 	return false
-}
-
-// pruneExcluded drops the ranges the replay has passed.
-func (s *Subscription) pruneExcluded(reached ID) {
-	kept := s.excluded[:0]
-	for _, x := range s.excluded {
-		if reached.Less(x.hi) {
-			kept = append(kept, x)
-		}
-	}
-	s.excluded = kept
 }
 
 // Close unregisters the subscription. It is idempotent and safe from any goroutine.

@@ -295,6 +295,15 @@ func testBounds(t *testing.T, newLog NewLog) {
 	if b, err := log.Bounds(ctx); err != nil || b != want {
 		t.Errorf("Bounds() = %+v, %v; want %+v", b, err, want)
 	}
+	// Tail pages carry bounds too: the hub's reader checks that the log still holds its position.
+	if p := mustTail(t, ctx, log, ids[2], 10); p.Bounds != want {
+		t.Errorf("Tail(%s).Bounds = %+v, want %+v", ids[2], p.Bounds, want)
+	}
+	// A log that never removed an entry cannot vouch for a position before its first: such a
+	// position comes from a log that was lost (ids are time-based, so it is smaller).
+	if before := ids[0].Prev().Prev(); want.Holds(before) {
+		t.Errorf("%+v.Holds(%s) = true: an untrimmed log vouched for a position before its first entry", want, before)
+	}
 }
 
 func testTrimming(t *testing.T, newLog NewLog) {
@@ -328,6 +337,9 @@ func testTrimming(t *testing.T, newLog NewLog) {
 	}
 	if !ids[0].Less(p.Bounds.MaxDeleted) {
 		t.Errorf("Read(%s).Bounds.MaxDeleted = %s: the gap is not visible", ids[0], p.Bounds.MaxDeleted)
+	}
+	if !b.Trimmed {
+		t.Errorf("Bounds %+v: Trimmed is false after trimming", b)
 	}
 }
 

@@ -1,0 +1,74 @@
+package streams_test
+
+import (
+	"testing"
+
+	"github.com/eventgate/eventgate/streams"
+)
+
+// TestResubscribeDoesNotRepeat: within one subscription an event is delivered at most once, also
+// when the client unsubscribes from a topic and subscribes to it again asking for its history.
+func TestResubscribeDoesNotRepeat(t *testing.T) {
+	t.Parallel()
+	h, log := startHub(t, 100, 8)
+	queue := func() streams.Draft { return draft(t, "queue.status", `{"pending":1,"active":0}`) }
+	e := appendDrafts(t, log, queue(), note(t))
+	sub, err := h.Subscribe(t.Context(), filter(t, "queue"), streams.After(streams.ID{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	wantIDs(t, collect(t, sub, 1), e[:1])
+
+	zero := streams.ID{}
+	sub.Change(streams.Filter{Nothing: true}, nil) // unsubscribe queue
+	sub.Change(filter(t, "queue"), &zero)          // subscribe queue, since 0: E was delivered
+	sub.Change(streams.Filter{Nothing: true}, nil) // and once more, around a note subscription
+	sub.Change(filter(t, "notes/*"), nil)
+	sub.Change(filter(t, "notes/*", "queue"), &zero) // the note's history is new; E is not
+	later := appendDrafts(t, log, queue())
+	got := drainUntilQuiet(t, sub)
+	wantIDs(t, got, []streams.ID{e[1], later[0]})
+}
+
+// TestManyChangesStayBounded: a client changing its filter without end (more changes than the
+// subscription remembers) never gets an event twice, and never misses one of a topic it kept.
+func TestManyChangesStayBounded(t *testing.T) {
+	t.Parallel()
+	h, log := startHub(t, 1000, 8)
+	sub, err := h.Subscribe(t.Context(), filter(t, "queue"), streams.Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	zero := streams.ID{}
+	var queued []streams.ID
+	var got []*streams.Event
+	for i := range 300 {
+		ids := appendDrafts(t, log, draft(t, "queue.status", `{"pending":1,"active":0}`), note(t))
+		queued = append(queued, ids[0])
+		if i%2 == 0 {
+			sub.Change(filter(t, "queue", "notes/*"), &zero)
+		} else {
+			sub.Change(filter(t, "queue"), nil)
+		}
+		if i%50 == 0 { // drain now and then, so replays and changes interleave
+			got, _ = sub.Next(t.Context(), got)
+		}
+	}
+	got = append(got, drainUntilQuiet(t, sub)...)
+	seen := map[streams.ID]bool{}
+	var gotQueue []streams.ID
+	for _, e := range got {
+		if seen[e.ID] {
+			t.Fatalf("event %v delivered twice", e.ID)
+		}
+		seen[e.ID] = true
+		if e.Topic == "queue" {
+			gotQueue = append(gotQueue, e.ID)
+		}
+	}
+	if len(gotQueue) != len(queued) {
+		t.Fatalf("%d queue events delivered, want all %d", len(gotQueue), len(queued))
+	}
+}
