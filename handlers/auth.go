@@ -190,6 +190,33 @@ type tokenClaims struct {
 	jwt.RegisteredClaims
 }
 
+// errNumericClaim is wrapped when exp, nbf or iat is not a JSON number: encoding/json reads a
+// quoted number into the json.Number that golang-jwt's NumericDate decodes, so "exp":"4102444800"
+// would otherwise pass, against RFC 7519 §2 (NumericDate is a number).
+var errNumericClaim = errors.New("claim must be a number")
+
+// UnmarshalJSON decodes the claims after checking that the time claims are JSON numbers (or null).
+func (c *tokenClaims) UnmarshalJSON(b []byte) error {
+	var times struct {
+		Exp json.RawMessage `json:"exp"`
+		Nbf json.RawMessage `json:"nbf"`
+		Iat json.RawMessage `json:"iat"`
+	}
+	if err := json.Unmarshal(b, &times); err != nil {
+		return err
+	}
+	for _, claim := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"exp", times.Exp}, {"nbf", times.Nbf}, {"iat", times.Iat}} {
+		if v := claim.raw; len(v) > 0 && string(v) != "null" && !(v[0] == '-' || v[0] >= '0' && v[0] <= '9') {
+			return fmt.Errorf("the %s %w", claim.name, errNumericClaim)
+		}
+	}
+	type plain tokenClaims // without this method
+	return json.Unmarshal(b, (*plain)(c))
+}
+
 // words is a claim given as a space-separated string or an array of strings.
 type words []string
 
@@ -241,6 +268,13 @@ func (v *Verifier) Verify(token string) (*Principal, error) {
 // tokenProblem turns a jwt error into a short client-facing sentence.
 func tokenProblem(err error) string {
 	switch {
+	case errors.Is(err, errNumericClaim):
+		for _, claim := range []string{"exp", "nbf", "iat"} {
+			if strings.Contains(err.Error(), "the "+claim+" claim") {
+				return "the token is malformed: its " + claim + " claim must be a number"
+			}
+		}
+		return "the token is malformed"
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "the token is malformed"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -83,6 +84,8 @@ func TestAuthRoutes(t *testing.T) {
 		{"publish with publish", "POST", "/api/v1/events", event, bearer(pub), 201, ""},
 		{"publish via query", "POST", "/api/v1/events?access_token=" + pub, event, nil, 201, ""},
 		{"publish via cookie refused", "POST", "/api/v1/events", event, http.Header{"Cookie": {"eventgate_token=" + pub}}, 401, "unauthorized"},
+		{"exp as a string", "GET", "/api/v1/events", "", bearer(hsToken(t, jwt.MapClaims{"sub": "s", "scope": "subscribe",
+			"exp": strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)})), 401, "unauthorized"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -203,6 +204,12 @@ func TestVerifyClaims(t *testing.T) {
 		{name: "missing exp", claims: jwt.MapClaims{"sub": "a"}, problem: "no exp"},
 		{name: "past exp", claims: jwt.MapClaims{"sub": "a", "exp": now.Add(-time.Second).Unix()}, problem: "expired"},
 		{name: "exp not a number", claims: jwt.MapClaims{"sub": "a", "exp": "tomorrow"}, problem: "malformed"},
+		// encoding/json reads a quoted number into json.Number, so golang-jwt would take these.
+		{name: "exp numeric string", claims: jwt.MapClaims{"sub": "a", "exp": strconv.FormatInt(hour, 10)}, problem: "exp claim must be a number"},
+		{name: "nbf numeric string", claims: jwt.MapClaims{"sub": "a", "exp": hour, "nbf": strconv.FormatInt(now.Unix()-60, 10)}, problem: "nbf claim must be a number"},
+		{name: "iat numeric string", claims: jwt.MapClaims{"sub": "a", "exp": hour, "iat": strconv.FormatInt(now.Unix(), 10)}, problem: "iat claim must be a number"},
+		{name: "iat number", claims: jwt.MapClaims{"sub": "a", "exp": hour, "iat": now.Unix()}, noTopics: true},
+		{name: "exp null", claims: jwt.MapClaims{"sub": "a", "exp": nil}, problem: "no exp"},
 		{name: "future nbf", claims: jwt.MapClaims{"sub": "a", "exp": hour, "nbf": now.Add(time.Hour).Unix()}, problem: "not valid yet"},
 		{name: "missing sub", claims: jwt.MapClaims{"exp": hour}, problem: "sub"},
 		{name: "bad topic pattern", claims: jwt.MapClaims{"sub": "a", "exp": hour, "topics": []string{"JOBS/*"}}, problem: "topics"},

@@ -47,6 +47,7 @@ var errorTable = []struct {
 	{errNotFound, http.StatusNotFound, "not_found", true, ""},
 	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed", true, ""},
 	{errIdempotencyInUse, http.StatusConflict, "idempotency_key_in_use", true, ""},
+	{streams.ErrTooManyWebhooks, http.StatusConflict, "too_many_webhooks", true, ""},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "payload_too_large", true, ""},
 	{errTooManyConnections, http.StatusTooManyRequests, "too_many_connections", true, ""},
 	{errRateLimited, http.StatusTooManyRequests, "rate_limited", true, ""},

@@ -42,6 +42,17 @@ func (s *Server) publish(c *gin.Context) {
 		}
 	}
 
+	// The topics grant bounds publishing too (SPEC §8); checked before the Idempotency-Key is
+	// claimed, so a refused batch does not spend the key.
+	if p := principalOf(c); p != nil {
+		for i, d := range drafts {
+			if !streams.GrantMatches(p.Topics, d.Topic) {
+				s.fail(c, fmt.Errorf("%w: event[%d] has topic %q, which the token's topics claim does not grant", errForbidden, i, d.Topic))
+				return
+			}
+		}
+	}
+
 	key := c.GetHeader("Idempotency-Key")
 	if key != "" {
 		if !validIdempotencyKey(key) {

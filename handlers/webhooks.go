@@ -107,6 +107,23 @@ func (s *Server) createWebhook(c *gin.Context) {
 	if !s.decodeJSON(c, &req) {
 		return
 	}
+	if p := principalOf(c); p != nil && p.Topics != nil {
+		// Validate first (a bad pattern stays 400), then bound by the grant: every pattern of the
+		// hook must be inside it, and a hook without topics receives every topic ("*").
+		f, err := streams.NewFilter(req.Topics, req.Types)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if q, ok := streams.GrantCovers(p.Topics, f.Topics); !ok {
+			what := fmt.Sprintf("topic %q", q.String())
+			if len(f.Topics) == 0 {
+				what = `every topic ("*", a webhook without topics)`
+			}
+			s.fail(c, fmt.Errorf("%w: the token's topics claim does not grant %s", errForbidden, what))
+			return
+		}
+	}
 	w, err := s.webhooks.Create(c, webhooks.CreateRequest{URL: req.URL, Topics: req.Topics, Types: req.Types, Description: req.Description})
 	if err != nil {
 		s.fail(c, err)
@@ -125,9 +142,12 @@ func (s *Server) listWebhooks(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out := make([]webhookJSON, len(list))
-	for i, w := range list {
-		out[i] = toWebhookJSON(w)
+	p := principalOf(c)
+	out := make([]webhookJSON, 0, len(list))
+	for _, w := range list {
+		if p == nil || streams.GrantCoversTopics(p.Topics, w.Topics) {
+			out = append(out, toWebhookJSON(w))
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"webhooks": out})
 }
@@ -135,11 +155,43 @@ func (s *Server) listWebhooks(c *gin.Context) {
 // getWebhook serves GET /api/v1/webhooks/{id}.
 func (s *Server) getWebhook(c *gin.Context) {
 	w, err := s.webhooks.Get(c, c.Param("id"))
+	if err == nil {
+		err = webhookInGrant(c, w)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, toWebhookJSON(w))
+}
+
+// webhookInGrant returns nil when the request's token may manage w: every topic pattern of w is
+// inside its topics grant (SPEC §8). A hook outside is reported as absent (ErrWebhookNotFound,
+// 404, the same message as for an unknown id), as jobs outside a grant are, so a restricted token
+// learns nothing of other hooks.
+func webhookInGrant(c *gin.Context, w streams.Webhook) error {
+	if p := principalOf(c); p != nil && !streams.GrantCoversTopics(p.Topics, w.Topics) {
+		return fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, w.ID)
+	}
+	return nil
+}
+
+// grantedWebhook checks, for a token with a topics grant, that hook id exists and is inside the
+// grant, writing the error response when not. Hooks' topics never change after registration,
+// so the check holds for the change that follows.
+func (s *Server) grantedWebhook(c *gin.Context, id string) bool {
+	if p := principalOf(c); p == nil || p.Topics == nil {
+		return true
+	}
+	w, err := s.webhooks.Get(c, id)
+	if err == nil {
+		err = webhookInGrant(c, w)
+	}
+	if err != nil {
+		s.fail(c, err)
+		return false
+	}
+	return true
 }
 
 // patchWebhook serves PATCH /api/v1/webhooks/{id} {"enabled":true|false}.
@@ -154,6 +206,9 @@ func (s *Server) patchWebhook(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: the body must set \"enabled\" to true or false", errBadRequest))
 		return
 	}
+	if !s.grantedWebhook(c, c.Param("id")) {
+		return
+	}
 	w, err := s.webhooks.SetEnabled(c, c.Param("id"), *req.Enabled)
 	if err != nil {
 		s.fail(c, err)
@@ -164,6 +219,9 @@ func (s *Server) patchWebhook(c *gin.Context) {
 
 // deleteWebhook serves DELETE /api/v1/webhooks/{id}: 204.
 func (s *Server) deleteWebhook(c *gin.Context) {
+	if !s.grantedWebhook(c, c.Param("id")) {
+		return
+	}
 	if err := s.webhooks.Delete(c, c.Param("id")); err != nil {
 		s.fail(c, err)
 		return
@@ -173,6 +231,9 @@ func (s *Server) deleteWebhook(c *gin.Context) {
 
 // webhookDeliveries serves GET /api/v1/webhooks/{id}/deliveries: the recent attempts, newest first.
 func (s *Server) webhookDeliveries(c *gin.Context) {
+	if !s.grantedWebhook(c, c.Param("id")) {
+		return
+	}
 	list, err := s.webhooks.Deliveries(c, c.Param("id"))
 	if err != nil {
 		s.fail(c, err)

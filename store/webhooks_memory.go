@@ -63,12 +63,15 @@ func copyHook(w streams.Webhook) streams.Webhook {
 	return w
 }
 
-// CreateWebhook stores w with its cursor.
-func (m *MemoryWebhooks) CreateWebhook(_ context.Context, w streams.Webhook, cursor streams.ID) error {
+// CreateWebhook stores w with its cursor, unless limit > 0 endpoints exist already.
+func (m *MemoryWebhooks) CreateWebhook(_ context.Context, w streams.Webhook, cursor streams.ID, limit int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.eps[w.ID] != nil {
 		return fmt.Errorf("webhook %q exists", w.ID)
+	}
+	if limit > 0 && len(m.eps) >= limit {
+		return tooManyWebhooks(limit)
 	}
 	m.seq++
 	m.eps[w.ID] = &memoryEndpoint{hook: copyHook(w), cursor: cursor, retries: make(map[streams.ID]*streams.Retry), sequence: m.seq}

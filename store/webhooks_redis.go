@@ -46,8 +46,22 @@ func (r *RedisWebhooks) allKeys(id string) []string {
 	return []string{r.hookKey(id), r.key(id, "cursor"), r.key(id, "lease"), r.key(id, "retries"), r.key(id, "retry"), r.key(id, "log")}
 }
 
-// CreateWebhook stores w with its cursor.
-func (r *RedisWebhooks) CreateWebhook(ctx context.Context, w streams.Webhook, cursor streams.ID) error {
+// registerScript adds an endpoint id to the registry unless it holds limit ids already (limit 0:
+// no limit). It touches the one ids key, so it runs on Redis Cluster too. KEYS[1] ids; ARGV
+// score, id, limit. Returns 1 when added, 0 when full.
+var registerScript = redis.NewScript(`
+local limit = tonumber(ARGV[3])
+if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
+
+// CreateWebhook stores w with its cursor, unless limit > 0 endpoints exist already. The endpoint's
+// own keys are written first and its id added to the registry last, counted and added in one
+// script, so the limit holds across instances; until then (and if the script refuses, after which
+// the keys are deleted again) the endpoint is invisible: Webhooks lists only registered ids. A
+// crash between the two steps leaves unlisted keys that count for nothing.
+func (r *RedisWebhooks) CreateWebhook(ctx context.Context, w streams.Webhook, cursor streams.ID, limit int) error {
 	topics, _ := json.Marshal(nonNil(w.Topics))
 	types, _ := json.Marshal(nonNil(w.Types))
 	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -55,13 +69,28 @@ func (r *RedisWebhooks) CreateWebhook(ctx context.Context, w streams.Webhook, cu
 			"secret", w.Secret, "enabled", boolField(w.Enabled), "reason", w.DisabledReason,
 			"created", w.CreatedAt.UnixMilli())
 		p.Set(ctx, r.key(w.ID, "cursor"), cursor.String(), 0)
-		p.ZAdd(ctx, r.idsKey(), redis.Z{Score: float64(w.CreatedAt.UnixMilli()), Member: w.ID})
 		return nil
 	})
 	if err != nil {
 		return redisFail(ctx, "webhook create", err)
 	}
+	n, err := registerScript.Run(ctx, r.client, []string{r.idsKey()}, w.CreatedAt.UnixMilli(), w.ID, max(limit, 0)).Int()
+	if err != nil {
+		// The id may or may not be registered: leave the keys, as a lost answer to a single
+		// transaction would.
+		return redisFail(ctx, "webhook create", err)
+	}
+	if n == 0 {
+		// Nothing is registered either way; keys left by a failed delete are unlisted and uncounted.
+		_ = r.client.Del(ctx, r.hookKey(w.ID), r.key(w.ID, "cursor")).Err()
+		return tooManyWebhooks(limit)
+	}
 	return nil
+}
+
+// tooManyWebhooks is the refusal of a creation beyond limit.
+func tooManyWebhooks(limit int) error {
+	return fmt.Errorf("%w: %d exist, the most allowed; delete one first", streams.ErrTooManyWebhooks, limit)
 }
 
 func nonNil(s []string) []string {

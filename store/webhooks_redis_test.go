@@ -23,7 +23,7 @@ func TestRedisWebhooksKeys(t *testing.T) {
 	client, _, prefix := redistest.Client(t)
 	s := store.NewRedisWebhooks(client, prefix)
 	ctx := t.Context()
-	if err := s.CreateWebhook(ctx, streams.Webhook{ID: "wh_1", URL: "https://x.example/", Secret: "whsec_x", Enabled: true}, streams.ID{MS: 7}); err != nil {
+	if err := s.CreateWebhook(ctx, streams.Webhook{ID: "wh_1", URL: "https://x.example/", Secret: "whsec_x", Enabled: true}, streams.ID{MS: 7}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := client.Get(ctx, prefix+"wh:{wh_1}:cursor").Result(); err != nil || v != "7-0" {

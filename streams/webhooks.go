@@ -16,6 +16,9 @@ var (
 	// ErrLeaseLost is returned by the fenced queue operations when the caller no longer owns the
 	// endpoint (its lease expired and another instance took over, or the endpoint was deleted).
 	ErrLeaseLost = errors.New("webhook lease lost")
+	// ErrTooManyWebhooks is returned by CreateWebhook when the registry already holds its limit
+	// of endpoints. Callers map it to 409.
+	ErrTooManyWebhooks = errors.New("too many webhooks")
 )
 
 // Webhook is a registered endpoint. Values are copies: changing one changes nothing stored.
@@ -68,8 +71,11 @@ type Delivery struct {
 // shared by every instance.
 type WebhookRegistry interface {
 	// CreateWebhook stores w (its ID must be new) with its delivery cursor at cursor: delivery
-	// starts with the first event after it.
-	CreateWebhook(ctx context.Context, w Webhook, cursor ID) error
+	// starts with the first event after it. With limit > 0 it refuses, with an error wrapping
+	// ErrTooManyWebhooks and nothing stored, when limit endpoints exist already; the count and the
+	// insert are one atomic step, so concurrent creations (in Redis: from any instance) never
+	// exceed the limit.
+	CreateWebhook(ctx context.Context, w Webhook, cursor ID, limit int) error
 	// Webhook returns one endpoint or an error wrapping ErrWebhookNotFound.
 	Webhook(ctx context.Context, id string) (Webhook, error)
 	// Webhooks returns every endpoint, oldest first.

@@ -22,6 +22,10 @@ const maxDescription = 500
 // DeliveriesLimit is how many delivery records Deliveries returns at most.
 const DeliveriesLimit = 100
 
+// DefaultMaxWebhooks is how many endpoints may exist at once unless WithMaxWebhooks says otherwise
+// (EVENTGATE_MAX_WEBHOOKS).
+const DefaultMaxWebhooks = 100
+
 // CreateRequest registers an endpoint.
 type CreateRequest struct {
 	URL         string
@@ -37,21 +41,39 @@ type Service struct {
 	log    streams.Log
 	policy *Policy
 	notify func()
+	max    int // endpoints that may exist at once, counted in the store
+}
+
+// ServiceOption adjusts a Service at construction.
+type ServiceOption func(*Service)
+
+// WithMaxWebhooks caps how many endpoints may exist at once (n <= 0: DefaultMaxWebhooks). The
+// count is kept by the store, so with Redis the cap holds across instances.
+func WithMaxWebhooks(n int) ServiceOption {
+	return func(s *Service) {
+		if n > 0 {
+			s.max = n
+		}
+	}
 }
 
 // NewService returns the service. notify (may be nil) is called after every change, so the local
 // dispatcher picks it up at once (Dispatcher.Kick); other instances notice within their sync
 // interval.
-func NewService(store streams.Webhooks, log streams.Log, policy *Policy, notify func()) *Service {
+func NewService(store streams.Webhooks, log streams.Log, policy *Policy, notify func(), opts ...ServiceOption) *Service {
 	if notify == nil {
 		notify = func() {}
 	}
-	return &Service{store: store, log: log, policy: policy, notify: notify}
+	s := &Service{store: store, log: log, policy: policy, notify: notify, max: DefaultMaxWebhooks}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Create validates and stores a new endpoint, enabled, whose delivery starts with the first event
 // appended after this call began. The returned Webhook carries the secret; it is the only time the
-// API shows it.
+// API shows it. Beyond the cap (WithMaxWebhooks) the error wraps streams.ErrTooManyWebhooks.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (streams.Webhook, error) {
 	u, err := s.policy.CheckURL(ctx, req.URL)
 	if err != nil {
@@ -73,7 +95,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (streams.Webhoo
 	if len(f.Topics) == 0 {
 		w.Topics = nil
 	}
-	if err := s.store.CreateWebhook(ctx, w, b.Last); err != nil {
+	if err := s.store.CreateWebhook(ctx, w, b.Last, s.max); err != nil {
 		return streams.Webhook{}, err
 	}
 	s.notify()

@@ -54,6 +54,7 @@ type config struct {
 	WebhookTimeout       time.Duration
 	WebhookConcurrency   int
 	WebhookLeaseTTL      time.Duration
+	MaxWebhooks          int
 }
 
 // setting is one configuration variable: its environment name, default, and parser.
@@ -97,6 +98,7 @@ func (c *config) settings() []setting {
 		{"EVENTGATE_WEBHOOK_TIMEOUT", "10s", "timeout of one webhook attempt (connect at most 5s of it)", duration(&c.WebhookTimeout, 100*time.Millisecond)},
 		{"EVENTGATE_WEBHOOK_CONCURRENCY", "4", "webhook attempts in flight per endpoint", intRange(&c.WebhookConcurrency, 1, 256)},
 		{"EVENTGATE_WEBHOOK_LEASE_TTL", "15s", "how long a dead instance keeps its webhook endpoints before another takes over (Redis)", duration(&c.WebhookLeaseTTL, time.Second)},
+		{"EVENTGATE_MAX_WEBHOOKS", "100", "webhook endpoints that may exist at once, across instances with Redis (409 too_many_webhooks beyond)", intRange(&c.MaxWebhooks, 1, 1<<20)},
 		{"EVENTGATE_LOG_FORMAT", "auto", "json, text, or auto (text on a terminal)", oneOf(&c.LogFormat, "auto", "json", "text")},
 		{"EVENTGATE_LOG_LEVEL", "info", "debug, info, warn or error", oneOf(&c.LogLevel, "debug", "info", "warn", "error")},
 	}

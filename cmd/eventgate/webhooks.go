@@ -33,7 +33,8 @@ func newWebhookRuntime(cfg config, logger *slog.Logger, hub *streams.Hub, log st
 		Logger:        logger,
 		Observer:      obs,
 	})
-	return &webhookRuntime{service: webhooks.NewService(st, log, policy, d.Kick), dispatcher: d, done: make(chan struct{})}
+	svc := webhooks.NewService(st, log, policy, d.Kick, webhooks.WithMaxWebhooks(cfg.MaxWebhooks))
+	return &webhookRuntime{service: svc, dispatcher: d, done: make(chan struct{})}
 }
 
 // start runs the dispatcher until shutdown.

@@ -28,6 +28,8 @@ func RunWebhooks(t *testing.T, newStore NewWebhooks) {
 		{"CursorFencedAndMonotonic", testHookCursor},
 		{"RetryQueue", testHookRetries},
 		{"DeliveryLogKeepsNewest", testHookLog},
+		{"LimitRefusesAndFrees", testHookLimit},
+		{"LimitHoldsUnderConcurrency", testHookLimitConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,7 +48,7 @@ func newHook(id string) streams.Webhook {
 
 func mustCreate(t *testing.T, s streams.Webhooks, w streams.Webhook, cursor streams.ID) {
 	t.Helper()
-	if err := s.CreateWebhook(ctxFor(t), w, cursor); err != nil {
+	if err := s.CreateWebhook(ctxFor(t), w, cursor, 0); err != nil {
 		t.Fatalf("CreateWebhook(%s): %v", w.ID, err)
 	}
 }
