@@ -41,10 +41,11 @@ type harness struct {
 func newHarness(t *testing.T, timeout time.Duration) *harness {
 	t.Helper()
 	h := &harness{t: t, log: store.NewMemory(10000), st: store.NewMemoryWebhooks()}
-	h.hub = streams.NewHub(h.log, streams.HubOptions{})
+	hub := streams.NewHub(h.log, streams.HubOptions{})
+	h.hub = hub
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = h.hub.Run(ctx) }()
+	go func() { defer close(done); _ = hub.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	h.policy = webhooks.NewPolicy(webhooks.PolicyOptions{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, AllowPorts: []uint16{}})
 	h.client = webhooks.NewClient(h.policy, webhooks.ClientOptions{Timeout: timeout})
@@ -510,11 +511,12 @@ func TestCursorInLostLogRecorded(t *testing.T) {
 	}
 	h.log = store.NewMemory(100)
 	fresh := h.publish(progress(3))
-	h.hub = streams.NewHub(h.log, streams.HubOptions{})
+	hub := streams.NewHub(h.log, streams.HubOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = h.hub.Run(ctx) }()
+	go func() { defer close(done); _ = hub.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	h.hub = hub
 	h.dispatcher(webhooks.Options{})
 
 	if got := ids(rc.waitRequests(t, 1)); got[0] != fresh[0].String() {
