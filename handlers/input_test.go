@@ -101,6 +101,7 @@ func TestSlowBodyCut(t *testing.T) {
 		{"publish, auth off", false, 300 * time.Millisecond, "POST /api/v1/events", "Content-Type: application/json\r\n", 408, "request_timeout"},
 		{"publish, no token", true, time.Minute, "POST /api/v1/events", "Content-Type: application/json\r\n", 401, "unauthorized"},
 		{"no route", false, time.Minute, "POST /nope", "Content-Type: application/json\r\n", 404, "not_found"},
+		{"trailing slash", false, time.Minute, "POST /api/v1/events/", "Content-Type: application/json\r\n", 404, "not_found"},
 		{"wrong media type", false, time.Minute, "POST /api/v1/events", "Content-Type: text/plain\r\n", 415, "unsupported_media_type"},
 	}
 	for _, tt := range tests {

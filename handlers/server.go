@@ -166,6 +166,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	e.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
 	e.HandleMethodNotAllowed = true
+	// gin answers a trailing-slash variant with a redirect before any middleware runs, so the
+	// request guards (a body's deadline among them) would not apply: 404 instead.
+	e.RedirectTrailingSlash = false
 	e.Use(s.metrics.observeHTTP, s.recover, s.guardRequest)
 	e.NoRoute(func(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: no route %s %s", errNotFound, c.Request.Method, c.Request.URL.Path))
