@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -22,6 +23,10 @@ var (
 	errTooManyConnections = errors.New("too many connections")
 	errMethod             = errors.New("method not allowed")
 	errDraining           = errors.New("draining")
+	// Request guards (input.go).
+	errRequestTimeout       = errors.New("request timeout")
+	errUnsupportedMediaType = errors.New("unsupported media type")
+	errTooManyRequests      = errors.New("too many requests")
 )
 
 // errorTable maps error kinds (matched with errors.Is, first match wins) to the HTTP status and
@@ -35,6 +40,7 @@ var errorTable = []struct {
 	expose  bool
 	message string
 }{
+	{errRequestTimeout, http.StatusRequestTimeout, "request_timeout", true, ""},
 	{streams.ErrInvalidEvent, http.StatusBadRequest, "invalid_event", true, ""},
 	{streams.ErrInvalidPosition, http.StatusBadRequest, "invalid_position", true, ""},
 	{streams.ErrInvalidFilter, http.StatusBadRequest, "invalid_filter", true, ""},
@@ -49,6 +55,8 @@ var errorTable = []struct {
 	{errIdempotencyInUse, http.StatusConflict, "idempotency_key_in_use", true, ""},
 	{streams.ErrTooManyWebhooks, http.StatusConflict, "too_many_webhooks", true, ""},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "payload_too_large", true, ""},
+	{errUnsupportedMediaType, http.StatusUnsupportedMediaType, "unsupported_media_type", true, ""},
+	{errTooManyRequests, http.StatusTooManyRequests, "too_many_requests", true, ""},
 	{errTooManyConnections, http.StatusTooManyRequests, "too_many_connections", true, ""},
 	{errRateLimited, http.StatusTooManyRequests, "rate_limited", true, ""},
 	{errOverloaded, http.StatusServiceUnavailable, "overloaded", true, ""},
@@ -78,18 +86,26 @@ type errorDetail struct {
 }
 
 // fail writes err as a JSON error response and aborts the chain. Unknown errors are 500s whose
-// detail is logged, never sent.
+// detail is logged, never sent. Exposed messages are cut (clientMessage): they may quote client
+// input of any size. Answering before the request body was read whole closes the connection
+// (closeUnreadBody).
 func (s *Server) fail(c *gin.Context, err error) {
+	if b := bodyOf(c); b != nil && b.timedOut && !errors.Is(err, errRequestTimeout) {
+		// The handler saw the body deadline as a read error (often formatted with %v): the
+		// cause the client must learn is the timeout.
+		err = fmt.Errorf("%w: the request body did not arrive within %s", errRequestTimeout, s.cfg.BodyTimeout)
+	}
 	status, code, msg := http.StatusInternalServerError, "internal", "Internal server error."
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
 			status, code, msg = row.status, row.code, row.message
 			if row.expose {
-				msg = err.Error()
+				msg = clientMessage(err.Error())
 			}
 			break
 		}
 	}
+	closeUnreadBody(c)
 	if errors.Is(err, streams.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		s.metrics.storeErr(storeErrRequest)
 	}

@@ -14,7 +14,7 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 func (s *Server) job(c *gin.Context) {
 	id := c.Param("id")
 	if !uuidPattern.MatchString(id) {
-		s.fail(c, fmt.Errorf("%w: job id %q is not a UUID", errBadRequest, id))
+		s.fail(c, fmt.Errorf("%w: job id %s is not a UUID", errBadRequest, quoteCut(id)))
 		return
 	}
 	st, ok, err := s.jobs.Job(c, toLowerASCII(id))

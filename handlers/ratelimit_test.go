@@ -153,7 +153,8 @@ func TestRateLimitKeys(t *testing.T) {
 			s.Handler().ServeHTTP(httptest.NewRecorder(), req)
 			req = httptest.NewRequest("POST", "/api/v1/events", strings.NewReader(`{"type":"queue.status","data":{"pending":1,"active":0}}`))
 			req.RemoteAddr = tt.remote
-			req.Header = h
+			req.Header = h.Clone()
+			req.Header.Set("Content-Type", "application/json")
 			s.Handler().ServeHTTP(httptest.NewRecorder(), req)
 			if got := connect.seen(); len(got) != 1 || got[0] != tt.want {
 				t.Fatalf("connect keys %v, want [%s]", got, tt.want)

@@ -32,10 +32,16 @@ type Config struct {
 	MaxEventBytes int
 	// MaxBodyBytes caps a publish request body (default 8 MiB).
 	MaxBodyBytes int64
+	// BodyTimeout bounds reading a request body, from the request's start (default 10s; 408).
+	BodyTimeout time.Duration
+	// MaxRequestsPerIP caps each client IP's non-stream requests in flight on this instance
+	// (default 32; 429).
+	MaxRequestsPerIP int
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (default 24h).
 	IdempotencyTTL time.Duration
 	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed on the WebSocket route
-	// besides the server's own host; "*" allows any (default: same host only).
+	// and on state-changing routes besides the server's own host; "*" allows any (default: same
+	// host only).
 	AllowedOrigins []string
 	// MaxConnections caps streaming connections on this instance (default 1000).
 	MaxConnections int
@@ -70,6 +76,12 @@ func (c *Config) defaults() {
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = 1000
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = 10 * time.Second
+	}
+	if c.MaxRequestsPerIP <= 0 {
+		c.MaxRequestsPerIP = 32
 	}
 	if c.MaxConnectionsPerIP <= 0 {
 		c.MaxConnectionsPerIP = 10
@@ -118,6 +130,7 @@ type Server struct {
 	metrics  *Metrics
 	webhooks *webhooks.Service
 	active   atomic.Int64 // streaming connections held
+	requests ipGate       // non-stream requests in flight per client IP (input.go)
 	// connectRate and publishRate are the rate-limited routes (handlers/ratelimit.go).
 	connectRate, publishRate *rateRoute
 	engine                   *gin.Engine
@@ -153,7 +166,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	e.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
 	e.HandleMethodNotAllowed = true
-	e.Use(s.metrics.observeHTTP, s.recover)
+	// gin answers a trailing-slash variant with a redirect before any middleware runs, so the
+	// request guards (a body's deadline among them) would not apply: 404 instead.
+	e.RedirectTrailingSlash = false
+	e.Use(s.metrics.observeHTTP, s.recover, s.guardRequest)
 	e.NoRoute(func(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: no route %s %s", errNotFound, c.Request.Method, c.Request.URL.Path))
 	})

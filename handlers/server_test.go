@@ -35,6 +35,9 @@ func newTestServer(t *testing.T, cfg Config) (*Server, *store.Memory) {
 
 func do(s *Server, method, target, body string, header http.Header) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json") // a header below may replace it
+	}
 	for k, v := range header {
 		req.Header[k] = v
 	}

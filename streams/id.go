@@ -24,14 +24,14 @@ func ParseID(s string) (ID, error) {
 	msPart, seqPart, hasSeq := strings.Cut(s, "-")
 	ms, err := parseUint(msPart)
 	if err != nil {
-		return ID{}, fmt.Errorf("%w: %q is not a log id (want <ms>-<seq>)", ErrInvalidPosition, s)
+		return ID{}, fmt.Errorf("%w: %s is not a log id (want <ms>-<seq>)", ErrInvalidPosition, catQuote(s))
 	}
 	if !hasSeq {
 		return ID{MS: ms}, nil
 	}
 	seq, err := parseUint(seqPart)
 	if err != nil {
-		return ID{}, fmt.Errorf("%w: %q is not a log id (want <ms>-<seq>)", ErrInvalidPosition, s)
+		return ID{}, fmt.Errorf("%w: %s is not a log id (want <ms>-<seq>)", ErrInvalidPosition, catQuote(s))
 	}
 	return ID{MS: ms, Seq: seq}, nil
 }

@@ -27,6 +27,8 @@ type config struct {
 	ShutdownGrace    time.Duration
 	MaxEventBytes    int
 	MaxBodyBytes     int
+	BodyTimeout      time.Duration
+	MaxRequestsPerIP int
 	SubscriberBuffer int
 	TrustedProxies   []string
 	AllowedOrigins   []string
@@ -77,12 +79,14 @@ func (c *config) settings() []setting {
 		{"EVENTGATE_SHUTDOWN_GRACE", "10s", "time to drain connections on SIGTERM", duration(&c.ShutdownGrace, 0)},
 		{"EVENTGATE_MAX_EVENT_BYTES", "65536", "largest accepted event", intRange(&c.MaxEventBytes, 256, 16<<20)},
 		{"EVENTGATE_MAX_BODY_BYTES", "8388608", "largest accepted publish body", intRange(&c.MaxBodyBytes, 256, 1<<30)},
+		{"EVENTGATE_BODY_TIMEOUT", "10s", "time to receive a request body, from the request's start (408 beyond; not for streams)", duration(&c.BodyTimeout, 100*time.Millisecond)},
+		{"EVENTGATE_MAX_REQUESTS_PER_IP", "32", "non-stream requests in flight per client IP on one instance (429 beyond; not /healthz, /readyz)", intRange(&c.MaxRequestsPerIP, 1, 1<<24)},
 		{"EVENTGATE_SUBSCRIBER_BUFFER", "64", "live events buffered per subscriber before it reads from the log", intRange(&c.SubscriberBuffer, 1, 65536)},
 		{"EVENTGATE_MAX_CONNECTIONS", "1000", "streaming connections per instance (503 beyond)", intRange(&c.MaxConns, 1, 1<<24)},
 		{"EVENTGATE_MAX_CONNECTIONS_PER_IP", "10", "streaming connections per client IP, across instances with Redis (429 beyond)", intRange(&c.MaxConnsPerIP, 1, 1<<24)},
 		{"EVENTGATE_CONN_LEASE_TTL", "30s", "how long a dead instance's per-IP connection count lingers (Redis)", duration(&c.LeaseTTL, time.Second)},
 		{"EVENTGATE_JOB_STATE_TTL", "168h", "how long a job's folded state is kept after its last event", duration(&c.JobStateTTL, time.Second)},
-		{"EVENTGATE_ALLOWED_ORIGINS", "", "comma-separated origins allowed on /api/v1/ws besides the same host; * for any", list(&c.AllowedOrigins)},
+		{"EVENTGATE_ALLOWED_ORIGINS", "", "comma-separated origins allowed on /api/v1/ws and state-changing routes besides the same host; * for any", list(&c.AllowedOrigins)},
 		{"EVENTGATE_TRUSTED_PROXIES", "", "comma-separated CIDRs whose X-Forwarded-For is trusted", cidrs(&c.TrustedProxies)},
 		{"EVENTGATE_AUTH", "jwt", "jwt (a token on every API route) or none (authentication off; logged as a warning)", oneOf(&c.Auth, "jwt", "none")},
 		{"EVENTGATE_JWT_SECRET", "", "HS256 secret, at least 32 bytes (EVENTGATE_JWT_SECRET_FILE keeps it out of the environment)", str(&c.JWTSecret)},

@@ -207,7 +207,7 @@ func TestE2ELogsNoTokens(t *testing.T) {
 	}{
 		{http.MethodGet, "/api/v1/stream?since=bad&" + q, true},                                 // 400
 		{http.MethodGet, "/nope?" + q, true},                                                    // 404
-		{http.MethodPost, "/api/v1/events?" + q, true},                                          // 400
+		{http.MethodPost, "/api/v1/events?" + q, true},                                          // 415
 		{http.MethodGet, "/api/v1/events?after=x&" + q, true},                                   // 400
 		{http.MethodGet, "/api/v1/events?access_token=" + bogus, false},                         // 401 with auth
 		{http.MethodGet, "/api/v1/jobs/" + jobA + "?x=1&access_token=" + bogus + "&y=2", false}, // 401 with auth

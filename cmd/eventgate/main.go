@@ -86,6 +86,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		WriteTimeout:        cfg.WriteTimeout,
 		MaxEventBytes:       cfg.MaxEventBytes,
 		MaxBodyBytes:        int64(cfg.MaxBodyBytes),
+		BodyTimeout:         cfg.BodyTimeout,
+		MaxRequestsPerIP:    cfg.MaxRequestsPerIP,
 		DrainSpread:         cfg.ShutdownGrace / 2,
 		TrustedProxies:      cfg.TrustedProxies,
 		AllowedOrigins:      cfg.AllowedOrigins,
