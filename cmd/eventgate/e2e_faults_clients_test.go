@@ -113,7 +113,7 @@ type faultPublisher struct {
 	turn      int // which instance the next attempt goes to
 	acked     []faultAck
 	attempts  int
-	retried   int   // events that needed more than one attempt
+	retried   int      // events that needed more than one attempt
 	abandoned []string // events given up on (maybe appended, never acknowledged), with the last error
 	problems  []string
 	lastErr   string
