@@ -164,3 +164,31 @@ func (s *faultSub) describeLoss(lost []int, acked []faultAck, tl *faultTimeline)
 	}
 	return b.String()
 }
+
+func TestFaultCovers(t *testing.T) {
+	t.Parallel()
+	id := func(ms, seq uint64) faultID { return faultID{ms, seq} }
+	resets := []uint64{2000, 5000} // Redis restarted empty twice
+	for _, c := range []struct {
+		name string
+		r    faultResync
+		x    faultID
+		want bool
+	}{
+		{"not after requested", faultResync{reason: "history_truncated", requested: id(100, 0), oldest: id(900, 0)}, id(100, 0), false},
+		{"older than oldest", faultResync{reason: "history_truncated", requested: id(100, 0), oldest: id(900, 0)}, id(899, 5), true},
+		{"held: oldest itself", faultResync{reason: "history_truncated", requested: id(100, 0), oldest: id(900, 0)}, id(900, 0), false},
+		{"SSE: up to the id: line", faultResync{reason: "history_truncated", requested: id(100, 0), at: id(950, 0), hasAt: true}, id(950, 0), true},
+		{"SSE: after the id: line", faultResync{reason: "history_truncated", requested: id(100, 0), at: id(950, 0), hasAt: true}, id(950, 1), false},
+		{"unknown: in the log the reset lost", faultResync{reason: "position_unknown", requested: id(1500, 0)}, id(1999, 9), true},
+		{"unknown: in the new log", faultResync{reason: "position_unknown", requested: id(1500, 0)}, id(2000, 0), false},
+		{"unknown: only the first reset after requested", faultResync{reason: "position_unknown", requested: id(1500, 0)}, id(4000, 0), false},
+		{"unknown: requested in the second log", faultResync{reason: "position_unknown", requested: id(2500, 0)}, id(4999, 0), true},
+		{"unknown: no reset after requested", faultResync{reason: "position_unknown", requested: id(6000, 0)}, id(7000, 0), false},
+		{"truncated: a reset does not count", faultResync{reason: "history_truncated", requested: id(1500, 0)}, id(1999, 0), false},
+	} {
+		if got := covers(c.r, c.x, resets); got != c.want {
+			t.Errorf("%s: covers(%+v, %s) = %v, want %v", c.name, c.r, c.x, got, c.want)
+		}
+	}
+}

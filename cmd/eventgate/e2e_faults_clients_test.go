@@ -126,14 +126,17 @@ func newFaultPublisher(urls []string, attemptTimeout time.Duration) *faultPublis
 		client: &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true}, Timeout: attemptTimeout}}
 }
 
-// run publishes one event every interval until ctx ends, then closes done.
-func (p *faultPublisher) run(ctx context.Context, interval, giveUp time.Duration, done chan<- struct{}) {
+// run publishes one event every interval until stop is closed or ctx ends, then closes done.
+// stop is checked between events, so the last one is not cut off in flight.
+func (p *faultPublisher) run(ctx context.Context, stop <-chan struct{}, interval, giveUp time.Duration, done chan<- struct{}) {
 	defer close(done)
 	tick := time.NewTicker(interval) // the publishing rate, not synchronisation
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-stop:
 			return
 		case <-tick.C:
 		}

@@ -30,7 +30,7 @@ const (
 	faultIdle           = 10 * time.Second      // a subscriber with no frame this long reconnects
 	faultStepProgress   = 40                    // events acknowledged after a fault before the next
 	faultWait           = 20 * time.Second      // for that progress, or for subscribers to catch up
-	faultStopHold       = 2 * time.Second       // how long Redis stays SIGSTOPped (the fault's length)
+	faultStopHold       = 6 * time.Second       // how long Redis stays SIGSTOPped (the fault's length)
 )
 
 // faultTimeline records the faults injected and when Redis restarted empty. Test goroutine only.
@@ -213,10 +213,9 @@ func TestE2EFaultSchedule(t *testing.T) {
 	}
 
 	pub := newFaultPublisher(urls, faultAttemptTimeout)
-	pubCtx, stopPub := context.WithCancel(ctx)
-	pubDone := make(chan struct{})
+	stopPub, pubDone := make(chan struct{}), make(chan struct{})
 	wg.Add(1)
-	go func() { defer wg.Done(); pub.run(pubCtx, faultPublishEvery, faultGiveUp, pubDone) }()
+	go func() { defer wg.Done(); pub.run(ctx, stopPub, faultPublishEvery, faultGiveUp, pubDone) }()
 	waitProgress(t, pub, 0, faultStepProgress, "before the first fault")
 
 	fault := func(name string) { tl.begin(t, name, pub.ackedCount()) }
@@ -264,7 +263,7 @@ func TestE2EFaultSchedule(t *testing.T) {
 	for _, s := range c.inst {
 		eventuallyStatus(t, s.URL()+"/readyz", 200)
 	}
-	stopPub()
+	close(stopPub)
 	<-pubDone
 	marker, ok := pub.publish(ctx, 1, 2*faultWait)
 	if !ok {
