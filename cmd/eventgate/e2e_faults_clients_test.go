@@ -7,6 +7,7 @@ package main
 // has a deadline, so none of them can hang the test.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -217,9 +218,9 @@ func (p *faultPublisher) attempt(ctx context.Context, key, body string) (faultID
 		return id, nil
 	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
 		http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
-		return faultID{}, fmt.Errorf("%w: %s: status %d %s", errPublishRejected, base, resp.StatusCode, raw)
+		return faultID{}, fmt.Errorf("%w: %s: status %d %s", errPublishRejected, base, resp.StatusCode, bytes.TrimSpace(raw))
 	default: // 409 (first attempt still running), 429, 503, 5xx: retry with the same key
-		return faultID{}, fmt.Errorf("%s: status %d %s", base, resp.StatusCode, raw)
+		return faultID{}, fmt.Errorf("%s: status %d %s", base, resp.StatusCode, bytes.TrimSpace(raw))
 	}
 }
 
