@@ -17,6 +17,14 @@ import (
 // inFlightTTL bounds how long a claimed Idempotency-Key blocks retries before its receipt exists.
 const inFlightTTL = time.Minute
 
+// publishTimeout bounds a publish's store calls (claim, append, receipt), counted from when the
+// body has been read and validated: a frozen store gets a 503 within it, not a hung request.
+const publishTimeout = 3 * time.Second
+
+// errAppendUnknown is wrapped when the store did not confirm an append (it failed or timed out
+// after the request may have reached it): the events may or may not be in the log.
+var errAppendUnknown = errors.New("append outcome unknown")
+
 // publish serves POST /api/v1/events (SPEC §4): one event or a batch, validated whole before
 // anything is appended, appended atomically, with an optional Idempotency-Key.
 func (s *Server) publish(c *gin.Context) {
@@ -42,6 +50,9 @@ func (s *Server) publish(c *gin.Context) {
 		}
 	}
 
+	// Not c: gin's Context carries neither the request's cancellation nor a deadline.
+	ctx, cancel := context.WithTimeout(c.Request.Context(), publishTimeout)
+	defer cancel()
 	key := c.GetHeader("Idempotency-Key")
 	if key != "" {
 		if !validIdempotencyKey(key) {
@@ -51,7 +62,7 @@ func (s *Server) publish(c *gin.Context) {
 		key = subjectScoped(c, key) // one subject cannot replay (or block) another's keys
 		// The in-flight claim is short-lived: a crash between claim and receipt must not block
 		// the key for a day. The receipt itself is kept for IdempotencyTTL.
-		prior, claimed, err := s.receipts.Claim(c, key, inFlightTTL)
+		prior, claimed, err := s.receipts.Claim(ctx, key, inFlightTTL)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -67,16 +78,22 @@ func (s *Server) publish(c *gin.Context) {
 		}
 	}
 
-	ids, stored, err := s.appendOnce(c, key, drafts)
+	ids, stored, err := s.appendOnce(ctx, key, drafts)
 	if err != nil {
-		// After ErrUnavailable the batch may or may not be in the log: keep the claim (it lapses
-		// after inFlightTTL), so an immediate retry gets 409 rather than appending it twice.
-		// (With Redis the events and the receipt are written together, so a later retry finds
-		// the receipt if the append happened.)
-		if key != "" && !errors.Is(err, streams.ErrUnavailable) {
-			if rerr := s.receipts.Release(c, key); rerr != nil {
+		// After ErrUnavailable or a deadline (or a cancellation) the batch may or may not be in
+		// the log: a frozen Redis runs the script still in its socket buffer when it resumes.
+		// Keep the claim (it lapses after inFlightTTL), so an immediate retry gets 409 rather
+		// than appending it twice. (With Redis the events and the receipt are written together,
+		// so a later retry finds the receipt if the append happened.)
+		unknown := errors.Is(err, streams.ErrUnavailable) || ctx.Err() != nil ||
+			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+		if key != "" && !unknown {
+			if rerr := s.receipts.Release(ctx, key); rerr != nil {
 				s.log.Warn("releasing idempotency key failed", "err", rerr)
 			}
+		}
+		if unknown {
+			err = fmt.Errorf("%w: %w", errAppendUnknown, err)
 		}
 		s.fail(c, err)
 		return
@@ -85,7 +102,7 @@ func (s *Server) publish(c *gin.Context) {
 	out := streams.ReceiptBody(ids) // {"ids":[...]}
 	if key != "" && !stored {
 		// The events are in the log: failing to remember the key must not fail the request.
-		if err := s.receipts.Complete(c, key, out, s.cfg.IdempotencyTTL); err != nil {
+		if err := s.receipts.Complete(ctx, key, out, s.cfg.IdempotencyTTL); err != nil {
 			s.log.Warn("storing idempotency receipt failed", "err", err)
 		}
 	}
