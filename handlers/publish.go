@@ -60,66 +60,81 @@ func (s *Server) publish(c *gin.Context) {
 			return
 		}
 		key = subjectScoped(c, key) // one subject cannot replay (or block) another's keys
-		// The in-flight claim is short-lived: a crash between claim and receipt must not block
-		// the key for a day. The receipt itself is kept for IdempotencyTTL.
-		prior, claimed, err := s.receipts.Claim(ctx, key, inFlightTTL)
-		if err != nil {
-			s.fail(c, err)
-			return
+	}
+	ids, prior, err := s.appendOnce(ctx, key, drafts)
+	switch {
+	case err != nil:
+		s.fail(c, err)
+		return
+	case prior != nil:
+		c.Header("Idempotent-Replayed", "true")
+		c.Data(http.StatusCreated, "application/json; charset=utf-8", prior)
+		return
+	}
+	s.metrics.publishedEvents(drafts)
+	c.Data(http.StatusCreated, "application/json; charset=utf-8", streams.ReceiptBody(ids)) // {"ids":[...]}
+}
+
+// appendOnce appends drafts, at most once per Idempotency-Key (none: a plain append). When key
+// was used before, nothing is appended and prior is the first request's response. An error whose
+// outcome is unknown (the store may have applied the append) wraps errAppendUnknown.
+//
+// Receipts that combine with the log (Redis) look the key up, append and store the receipt in
+// one atomic step: a retry after an unknown outcome finds the receipt or appends, never both,
+// and is never blocked. Otherwise (in process) the key is claimed, the events appended, then the
+// receipt stored; after an unknown outcome the claim is kept until it lapses (inFlightTTL), so a
+// retry gets 409 rather than a second copy.
+func (s *Server) appendOnce(ctx context.Context, key string, drafts []streams.Draft) (ids []streams.ID, prior []byte, err error) {
+	unknown := func(err error) error {
+		if errors.Is(err, streams.ErrUnavailable) || ctx.Err() != nil ||
+			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return fmt.Errorf("%w: %w", errAppendUnknown, err)
 		}
-		if !claimed {
-			if prior == nil {
-				s.fail(c, fmt.Errorf("%w: a request with this Idempotency-Key is still in progress", errIdempotencyInUse))
-				return
-			}
-			c.Header("Idempotent-Replayed", "true")
-			c.Data(http.StatusCreated, "application/json; charset=utf-8", prior)
-			return
+		return err
+	}
+	if key == "" {
+		ids, err = s.events.Append(ctx, drafts)
+		if err != nil {
+			return nil, nil, unknown(err)
+		}
+		return ids, nil, nil
+	}
+	if ar, ok := s.receipts.(streams.AtomicReceipts); ok {
+		ids, prior, ok, err := ar.AppendOnce(ctx, s.events, key, drafts, s.cfg.IdempotencyTTL)
+		switch {
+		case !ok:
+		case errors.Is(err, streams.ErrKeyInFlight):
+			return nil, nil, fmt.Errorf("%w: a request with this Idempotency-Key is still in progress", errIdempotencyInUse)
+		case err != nil:
+			return nil, nil, unknown(err)
+		default:
+			return ids, prior, nil
 		}
 	}
-
-	ids, stored, err := s.appendOnce(ctx, key, drafts)
-	if err != nil {
-		// After ErrUnavailable or a deadline (or a cancellation) the batch may or may not be in
-		// the log: a frozen Redis runs the script still in its socket buffer when it resumes.
-		// Keep the claim (it lapses after inFlightTTL), so an immediate retry gets 409 rather
-		// than appending it twice. (With Redis the events and the receipt are written together,
-		// so a later retry finds the receipt if the append happened.)
-		unknown := errors.Is(err, streams.ErrUnavailable) || ctx.Err() != nil ||
-			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
-		if key != "" && !unknown {
+	// The in-flight claim is short-lived: a crash between claim and receipt must not block the
+	// key for a day. The receipt itself is kept for IdempotencyTTL.
+	prior, claimed, err := s.receipts.Claim(ctx, key, inFlightTTL)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case !claimed && prior == nil:
+		return nil, nil, fmt.Errorf("%w: a request with this Idempotency-Key is still in progress", errIdempotencyInUse)
+	case !claimed:
+		return nil, prior, nil
+	}
+	if ids, err = s.events.Append(ctx, drafts); err != nil {
+		if err = unknown(err); !errors.Is(err, errAppendUnknown) {
 			if rerr := s.receipts.Release(ctx, key); rerr != nil {
 				s.log.Warn("releasing idempotency key failed", "err", rerr)
 			}
 		}
-		if unknown {
-			err = fmt.Errorf("%w: %w", errAppendUnknown, err)
-		}
-		s.fail(c, err)
-		return
+		return nil, nil, err
 	}
-	s.metrics.publishedEvents(drafts)
-	out := streams.ReceiptBody(ids) // {"ids":[...]}
-	if key != "" && !stored {
-		// The events are in the log: failing to remember the key must not fail the request.
-		if err := s.receipts.Complete(ctx, key, out, s.cfg.IdempotencyTTL); err != nil {
-			s.log.Warn("storing idempotency receipt failed", "err", err)
-		}
+	// The events are in the log: failing to remember the key must not fail the request.
+	if err := s.receipts.Complete(ctx, key, streams.ReceiptBody(ids), s.cfg.IdempotencyTTL); err != nil {
+		s.log.Warn("storing idempotency receipt failed", "err", err)
 	}
-	c.Data(http.StatusCreated, "application/json; charset=utf-8", out)
-}
-
-// appendOnce appends drafts; with an Idempotency-Key and receipts that can write atomically with
-// the log, the receipt is stored in the same step (stored is then true).
-func (s *Server) appendOnce(ctx context.Context, key string, drafts []streams.Draft) (ids []streams.ID, stored bool, err error) {
-	if ar, ok := s.receipts.(streams.AtomicReceipts); ok && key != "" {
-		ids, ok, err := ar.AppendOnce(ctx, s.events, key, drafts, s.cfg.IdempotencyTTL)
-		if ok {
-			return ids, err == nil, err
-		}
-	}
-	ids, err = s.events.Append(ctx, drafts)
-	return ids, false, err
+	return ids, nil, nil
 }
 
 func validIdempotencyKey(k string) bool {
