@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -108,6 +109,52 @@ func TestE2ERedisFrozen(t *testing.T) {
 	status, h, raw = doRequest(t, http.MethodPost, srv.URL()+"/api/v1/events", body, key)
 	if status != http.StatusCreated || h.Get("Idempotent-Replayed") != "true" || !jsonEqual(t, string(raw), `{"ids":["`+ids[0]+`"]}`) {
 		t.Fatalf("second retry: %d %s (Idempotent-Replayed %q), want the replayed ids %v", status, raw, h.Get("Idempotent-Replayed"), ids)
+	}
+	requireIDs(t, "the log after the frozen publish", historyIDs(t, history(t, srv.URL(), "after="+before[0])), ids)
+}
+
+// TestE2ECLIPublishFrozenRedis: `eventgate publish` against a server whose Redis is frozen gets a
+// 503, retries with the same Idempotency-Key, and once Redis resumes it exits 0 with the event in
+// the log exactly once.
+func TestE2ECLIPublishFrozenRedis(t *testing.T) {
+	t.Parallel()
+	r := startPrivateRedis(t)
+	srv := startServer(t, map[string]string{"EVENTGATE_REDIS_URL": r.url(), "EVENTGATE_STREAM_KEY": "frozencli:events"})
+	before := mustPublish(t, srv.URL(), queueStatus(0, 0), 1)
+
+	thaw := redisFreeze(t, r)
+	cmd := exec.Command(binPath, "publish", queueStatus(7, 7))
+	var out, errs lockedBuffer
+	cmd.Env, cmd.Stdout, cmd.Stderr = processEnv(map[string]string{"EVENTGATE_URL": srv.URL()}), &out, &errs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(errs.String(), "retrying in"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("eventgate publish announced no retry within 30s; stderr %q", errs.String())
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
+	}
+	thaw()
+	select {
+	case err := <-done:
+		done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("eventgate publish: %v; stderr %q", err, errs.String())
+		}
+	case <-time.After(cliTimeout):
+		t.Fatalf("eventgate publish did not finish within %s after Redis resumed; stderr %q", cliTimeout, errs.String())
+	}
+	t.Logf("eventgate publish stderr: %s", errs.String())
+	ids := strings.Fields(out.String())
+	if len(ids) != 1 {
+		t.Fatalf("eventgate publish printed %q, want one id", out.String())
 	}
 	requireIDs(t, "the log after the frozen publish", historyIDs(t, history(t, srv.URL(), "after="+before[0])), ids)
 }
