@@ -81,8 +81,9 @@ func newStallingServer(t *testing.T, log *stallingLog, receipts *stallingReceipt
 
 // TestPublishStoreStalls: a publish whose store calls do not answer gets a 503 once its
 // publishTimeout has passed (fake time), not a request that hangs; when the append's outcome is
-// unknown the answer says so, and the Idempotency-Key stays claimed, so a retry cannot append a
-// second copy of a batch the store may still apply (it gets 409 until the claim lapses).
+// unknown the answer says so, and (with in-process receipts, which claim the key first) the
+// Idempotency-Key stays claimed, so a retry cannot append a second copy of a batch the store may
+// still apply: it gets 409 until the claim lapses.
 func TestPublishStoreStalls(t *testing.T) {
 	t.Parallel()
 	const body = `{"type":"queue.status","data":{"pending":1,"active":0}}`
