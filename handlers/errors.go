@@ -61,6 +61,7 @@ var errorTable = []struct {
 	{errRateLimited, http.StatusTooManyRequests, "rate_limited", true, ""},
 	{errOverloaded, http.StatusServiceUnavailable, "overloaded", true, ""},
 	{errDraining, http.StatusServiceUnavailable, "draining", false, "The server is shutting down; retry on another instance."},
+	{errAppendUnknown, http.StatusServiceUnavailable, "store_unavailable", false, "The event store did not confirm the append: the events may or may not be in the log. Retry with the same Idempotency-Key (a retry without one may append them twice)."},
 	{streams.ErrUnavailable, http.StatusServiceUnavailable, "store_unavailable", false, "The event store is unavailable; retry later."},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout", false, "The event store did not answer in time; retry later."},
 }

@@ -237,12 +237,16 @@ func (s *Server) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
+// readyTimeout bounds /readyz's store check, so that the answer (503 when the store does not
+// answer) comes within the 2 s that probes allow it, whatever the store does.
+const readyTimeout = 1500 * time.Millisecond
+
 func (s *Server) readyz(c *gin.Context) {
 	if s.isDraining() {
 		s.fail(c, errDraining)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.fail(c, fmt.Errorf("%w: %v", streams.ErrUnavailable, err))

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -11,10 +12,17 @@ import (
 
 var _ streams.AtomicReceipts = (*RedisReceipts)(nil)
 
-// appendOnceScript appends the payloads and stores the receipt in one atomic step.
-// KEYS[1] the stream, KEYS[2] the receipt; ARGV[1] MAXLEN (0: no trimming), ARGV[2] the receipt's
-// TTL in ms, ARGV[3..] the payloads. The receipt has streams.ReceiptBody's form.
+// appendOnceScript looks the receipt up and, when the key is free, appends the payloads and
+// stores the receipt, in one atomic step. KEYS[1] the stream, KEYS[2] the receipt; ARGV[1] MAXLEN
+// (0: no trimming), ARGV[2] the receipt's TTL in ms, ARGV[3..] the payloads. It returns
+// {"replay", <receipt>}, {"inflight"} (a Claim holds the key: "") or {"new", <id>...}. The receipt
+// has streams.ReceiptBody's form.
 var appendOnceScript = redis.NewScript(`
+local prior = redis.call('GET', KEYS[2])
+if prior then
+  if prior == '' then return {'inflight'} end
+  return {'replay', prior}
+end
 local ids = {}
 local maxlen = tonumber(ARGV[1])
 for i = 3, #ARGV do
@@ -25,15 +33,20 @@ for i = 3, #ARGV do
   end
 end
 redis.call('SET', KEYS[2], '{"ids":["' .. table.concat(ids, '","') .. '"]}', 'PX', ARGV[2])
+table.insert(ids, 1, 'new')
 return ids
 `)
 
-// AppendOnce appends drafts to log and stores their receipt under key in one Lua script, when log
-// is a Redis log (on the same Redis as these receipts); otherwise ok is false and nothing is done.
-func (r *RedisReceipts) AppendOnce(ctx context.Context, log streams.Log, key string, drafts []streams.Draft, ttl time.Duration) ([]streams.ID, bool, error) {
+// AppendOnce looks key up and, when it is free, appends drafts to log and stores their receipt
+// under key, in one Lua script, when log is a Redis log (on the same Redis as these receipts);
+// otherwise ok is false and nothing is done. A key holding a receipt returns it as prior; a key
+// claimed by a request in flight returns an error wrapping streams.ErrKeyInFlight. A failure
+// wraps streams.ErrUnavailable or the context's error; then the outcome is unknown, and a retry
+// with the same key resolves it (replay or append, never both).
+func (r *RedisReceipts) AppendOnce(ctx context.Context, log streams.Log, key string, drafts []streams.Draft, ttl time.Duration) ([]streams.ID, []byte, bool, error) {
 	rl, ok := log.(*Redis)
 	if !ok || len(drafts) == 0 {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	args := make([]any, 0, 2+len(drafts))
 	args = append(args, max(rl.retention, 0), ttl.Milliseconds())
@@ -42,13 +55,21 @@ func (r *RedisReceipts) AppendOnce(ctx context.Context, log streams.Log, key str
 	}
 	raw, err := appendOnceScript.Run(ctx, r.client, []string{rl.key, r.key(key)}, args...).StringSlice()
 	if err != nil {
-		return nil, true, redisFail(ctx, "append with receipt", err)
+		return nil, nil, true, redisFail(ctx, "append with receipt", err)
 	}
-	ids := make([]streams.ID, len(raw))
-	for i, s := range raw {
+	switch {
+	case len(raw) == 1 && raw[0] == "inflight":
+		return nil, nil, true, fmt.Errorf("redis append with receipt: %w", streams.ErrKeyInFlight)
+	case len(raw) == 2 && raw[0] == "replay":
+		return nil, []byte(raw[1]), true, nil
+	case len(raw) != len(drafts)+1 || raw[0] != "new":
+		return nil, nil, true, fmt.Errorf("redis append with receipt: %w: unexpected reply %q", streams.ErrUnavailable, raw)
+	}
+	ids := make([]streams.ID, len(drafts))
+	for i, s := range raw[1:] {
 		if ids[i], err = streams.ParseID(s); err != nil {
-			return nil, true, err
+			return nil, nil, true, fmt.Errorf("redis append with receipt: %w: %w", streams.ErrUnavailable, err)
 		}
 	}
-	return ids, true, nil
+	return ids, nil, true, nil
 }

@@ -68,9 +68,14 @@ func (r *RedisReceipts) Release(ctx context.Context, key string) error {
 }
 
 // redisFail wraps a client error: the context's error when ctx ended, else streams.ErrUnavailable.
+// A socket timeout at the context's deadline counts as the deadline, even when it is noticed a
+// moment before the context's own timer fires (go-redis sets the socket deadline to it).
 func redisFail(ctx context.Context, op string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("redis %s: %w", op, ctxErr)
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return fmt.Errorf("redis %s: %w: %w", op, context.DeadlineExceeded, err)
 	}
 	return fmt.Errorf("redis %s: %w: %w", op, streams.ErrUnavailable, err)
 }

@@ -2,6 +2,7 @@ package streams
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -19,15 +20,23 @@ type Receipts interface {
 	Release(ctx context.Context, key string) error
 }
 
-// AtomicReceipts are Receipts that can also append to the log and store the key's receipt in one
-// atomic step. Then an append whose answer was lost (the store's outcome unknown) cannot be
-// repeated by a retry: either the events and the receipt are both there, or neither is.
+// AtomicReceipts are Receipts that can also look the key up, append to the log and store the
+// key's receipt in one atomic step, without a separate Claim. Then an append whose answer was lost
+// (the store's outcome unknown) cannot be repeated by a retry, and cannot block the key either:
+// either the events and the receipt are both there (the retry gets the receipt), or neither is
+// (the retry appends).
 type AtomicReceipts interface {
 	Receipts
-	// AppendOnce appends drafts to log and stores ReceiptBody of their IDs under key for ttl,
-	// atomically. ok is false, with nothing done, when it cannot combine with this log.
-	AppendOnce(ctx context.Context, log Log, key string, drafts []Draft, ttl time.Duration) (ids []ID, ok bool, err error)
+	// AppendOnce checks key and, when it is free, appends drafts to log and stores ReceiptBody of
+	// their IDs under key for ttl, atomically. When key already holds a response nothing is
+	// appended and prior is that response; when a Claim holds it (a request in flight), nothing is
+	// appended and err wraps ErrKeyInFlight. ok is false, with nothing done, when it cannot
+	// combine with this log (then use Claim, Append and Complete).
+	AppendOnce(ctx context.Context, log Log, key string, drafts []Draft, ttl time.Duration) (ids []ID, prior []byte, ok bool, err error)
 }
+
+// ErrKeyInFlight means an Idempotency-Key is claimed by a request that has not finished.
+var ErrKeyInFlight = errors.New("idempotency key in flight")
 
 // ReceiptBody is the publish response remembered for an Idempotency-Key: {"ids":["<id>",...]}.
 func ReceiptBody(ids []ID) []byte {

@@ -23,8 +23,6 @@ const (
 	maxPublishBatch = 1000
 	// maxPublishBatchBytes keeps a request well under the server's default body limit (8 MiB).
 	maxPublishBatchBytes = 4 << 20
-	// publishRateRetries is how often a 429 is retried (after its Retry-After) before giving up.
-	publishRateRetries = 5
 )
 
 // errPublishInput wraps malformed input (exit 2).
@@ -35,7 +33,9 @@ type publishOptions struct {
 	client         clientFlags
 	batchSize      int
 	linger         time.Duration
-	idempotencyKey string
+	idempotencyKey string // empty only with --no-idempotency-key
+	noKey          bool
+	retryFor       time.Duration
 	args           []string // JSON documents; empty (or "-") means stdin
 }
 
@@ -52,7 +52,7 @@ func publishMain(ctx context.Context, args []string, getenv func(string) string,
 	if !ok {
 		return code
 	}
-	p := &publisher{opts: o, do: do, out: stdout}
+	p := &publisher{opts: o, do: do, out: stdout, notes: stderr}
 	var src <-chan publishItem
 	if len(o.args) == 0 || (len(o.args) == 1 && o.args[0] == "-") {
 		src = readEvents(ctx, stdin, "stdin")
@@ -78,6 +78,9 @@ Each argument is one event {"type":...,"data":{...}} or a JSON array of events. 
 arguments (or with -), events are read from stdin: one event, an array, or any sequence of
 them such as NDJSON (one event per line). Events are sent in batches (each batch is appended
 atomically); from stdin a partial batch is sent once input pauses for --linger.
+Every batch carries an Idempotency-Key (random per run unless --idempotency-key is given), and
+429, 409, 502/503/504 and lost answers are retried with the same key for --retry-for, so a
+retry never appends a batch twice.
 Exit codes: 0 all published, 1 refused by the server or unreachable (ids printed so far were
 appended; nothing of the failing batch was, when the server refused it), 2 usage or malformed input.
 
@@ -88,7 +91,9 @@ Flags:
 	o.client.register(fs, getenv)
 	fs.IntVar(&o.batchSize, "batch-size", maxPublishBatch, "events per request (1 to 1000)")
 	fs.DurationVar(&o.linger, "linger", 100*time.Millisecond, "send a partial batch when stdin pauses this long")
-	fs.StringVar(&o.idempotencyKey, "idempotency-key", "", "Idempotency-Key of the first batch; batch n>0 uses KEY/n (a rerun with the same input appends nothing twice)")
+	fs.StringVar(&o.idempotencyKey, "idempotency-key", "", "Idempotency-Key of the first batch; batch n>0 uses KEY/n (a rerun with the same input appends nothing twice) (default: a random key per run)")
+	fs.BoolVar(&o.noKey, "no-idempotency-key", false, "send no Idempotency-Key; then a 5xx or a lost answer is not retried (a retry could append twice)")
+	fs.DurationVar(&o.retryFor, "retry-for", publishRetryFor, "how long to retry a batch after 429, 409, 502/503/504 or a lost answer; 0: no retries")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, exitOK, false
@@ -108,6 +113,15 @@ Flags:
 	}
 	if o.linger <= 0 {
 		return fail("--linger must be more than 0")
+	}
+	if o.retryFor < 0 {
+		return fail("--retry-for must not be negative")
+	}
+	switch {
+	case o.noKey && o.idempotencyKey != "":
+		return fail("--idempotency-key and --no-idempotency-key exclude each other")
+	case !o.noKey && o.idempotencyKey == "":
+		o.idempotencyKey = newIdempotencyKey()
 	}
 	return o, 0, true
 }
@@ -205,8 +219,9 @@ type publisher struct {
 	opts    publishOptions
 	do      func(*http.Request) (*http.Response, error)
 	out     io.Writer
-	batches int // batches sent
-	sent    int // events appended
+	notes   io.Writer // retries are announced here (stderr)
+	batches int       // batches sent
+	sent    int       // events appended
 }
 
 // run batches the input and sends each batch; it stops at the first failure.
@@ -278,7 +293,8 @@ func (p *publisher) run(ctx context.Context, src <-chan publishItem) error {
 	}
 }
 
-// send POSTs one batch (retrying a 429 after its Retry-After) and prints the ids.
+// send POSTs one batch and prints the ids. It retries (see retryable) until --retry-for has
+// passed, every attempt with the batch's Idempotency-Key.
 func (p *publisher) send(ctx context.Context, batch []json.RawMessage) error {
 	u, err := p.opts.client.endpoint("/api/v1/events")
 	if err != nil {
@@ -301,7 +317,9 @@ func (p *publisher) send(ctx context.Context, batch []json.RawMessage) error {
 	if len(batch) == 1 {
 		where = fmt.Sprintf("input event %d", p.sent+1)
 	}
-	for attempt := 0; ; attempt++ {
+	// A retry sends the same key, so a batch whose answer was lost is appended at most once.
+	r := retrier{deadline: time.Now().Add(p.opts.retryFor), backoff: publishBackoff, notes: p.notes, sent: p.sent}
+	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body.Bytes()))
 		if err != nil {
 			return err
@@ -315,10 +333,20 @@ func (p *publisher) send(ctx context.Context, batch []json.RawMessage) error {
 		resp, err := p.do(req)
 		if err != nil {
 			var op *net.OpError
-			if errors.As(err, &op) && op.Op == "dial" {
+			notSent := errors.As(err, &op) && op.Op == "dial"
+			if ctx.Err() == nil && (notSent || key != "") {
+				retry, err := r.wait(ctx, 0, where+": "+transportError(err).Error())
+				if err != nil {
+					return err
+				}
+				if retry {
+					continue
+				}
+			}
+			if notSent {
 				return fmt.Errorf("%s not sent: %w", where, transportError(err))
 			}
-			return fmt.Errorf("%s: %w (they may or may not have been appended)", where, transportError(err))
+			return fmt.Errorf("%s: %w (they may or may not have been appended%s)", where, transportError(err), p.rerunHint())
 		}
 		if resp.StatusCode == http.StatusCreated {
 			ids, err := readIDs(resp, len(batch))
@@ -335,25 +363,31 @@ func (p *publisher) send(ctx context.Context, batch []json.RawMessage) error {
 		}
 		se := readServerError(resp)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusTooManyRequests && attempt < publishRateRetries {
-			wait := se.RetryAfter
-			if wait <= 0 {
-				wait = time.Second
+		if retryable(se, key != "") {
+			retry, err := r.wait(ctx, se.RetryAfter, where+": "+se.Error())
+			if err != nil {
+				return err
 			}
-			timer := time.NewTimer(min(wait, 30*time.Second))
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return fmt.Errorf("interrupted after %d events were published", p.sent)
-			case <-timer.C:
+			if retry {
+				continue
 			}
-			continue
 		}
-		if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusConflict {
 			return fmt.Errorf("%s refused (not appended): %w", where, se)
+		}
+		if resp.StatusCode >= 500 {
+			return fmt.Errorf("%s: %w (they may or may not have been appended%s)", where, se, p.rerunHint())
 		}
 		return fmt.Errorf("%s: %w", where, se)
 	}
+}
+
+// rerunHint tells how to finish a run whose last batch's outcome is unknown without duplicates.
+func (p *publisher) rerunHint() string {
+	if p.opts.idempotencyKey == "" {
+		return ""
+	}
+	return "; rerun with --idempotency-key " + p.opts.idempotencyKey + " and the same input to publish them at most once"
 }
 
 // readIDs decodes a 201 {"ids":[...]} with exactly n ids.

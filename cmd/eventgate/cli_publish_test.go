@@ -21,6 +21,7 @@ type publishRecorder struct {
 	mu      sync.Mutex
 	batches [][]json.RawMessage
 	headers []http.Header
+	keys    []string                      // the Idempotency-Key of every request, answered or not
 	answers []func(w http.ResponseWriter) // consumed in order (nil: accept), then 201
 	arrived chan int                      // the size of each batch, as it arrives
 	next    int
@@ -40,6 +41,7 @@ func newPublishServer(t *testing.T, answers ...func(w http.ResponseWriter)) (*pu
 		}
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
+		rec.keys = append(rec.keys, r.Header.Get("Idempotency-Key"))
 		if len(rec.answers) > 0 {
 			a := rec.answers[0]
 			rec.answers = rec.answers[1:]
@@ -194,10 +196,11 @@ func TestPublishErrors(t *testing.T) {
 		{name: "rate limited then accepted", answers: []func(http.ResponseWriter){jsonError(429, "rate_limited", "slow down", "Retry-After", "0")},
 			args: []string{ev(1)}, code: exitOK, out: "1-0\n"},
 		{name: "server error", answers: []func(http.ResponseWriter){jsonError(503, "store_unavailable", "The event store is unavailable; retry later.")},
-			args: []string{ev(1)}, code: exitFailure, stderr: []string{"503 store_unavailable: The event store is unavailable; retry later."}},
+			args: []string{"--retry-for", "0", ev(1)}, code: exitFailure, stderr: []string{"503 store_unavailable: The event store is unavailable; retry later.",
+				"may or may not have been appended; rerun with --idempotency-key publish-"}},
 		{name: "not JSON answer", answers: []func(http.ResponseWriter){func(w http.ResponseWriter) { http.Error(w, "<html>bad gateway</html>", 502) }},
-			args: []string{ev(1)}, code: exitFailure, stderr: []string{"502 Bad Gateway: <html>bad gateway</html>"}},
-		{name: "unreachable", url: closed.URL, args: []string{ev(1)}, code: exitFailure, stderr: []string{"input event 1 not sent", "connection refused"}},
+			args: []string{"--retry-for", "0", ev(1)}, code: exitFailure, stderr: []string{"502 Bad Gateway: <html>bad gateway</html>"}},
+		{name: "unreachable", url: closed.URL, args: []string{"--retry-for", "0", ev(1)}, code: exitFailure, stderr: []string{"input event 1 not sent", "connection refused"}},
 		{name: "malformed argument", args: []string{ev(1), `{"type":`}, code: exitUsage, stderr: []string{"argument 2", "unexpected EOF"}},
 		{name: "not an object", args: []string{"42"}, code: exitUsage, stderr: []string{"argument 1", "want an event"}},
 		{name: "array of non-objects", args: []string{"[1]"}, code: exitUsage, stderr: []string{"array element 0"}},
@@ -205,6 +208,8 @@ func TestPublishErrors(t *testing.T) {
 		{name: "empty stdin", stdin: " \n", code: exitUsage, stderr: []string{"no events"}},
 		{name: "bad flag", args: []string{"--nope"}, code: exitUsage},
 		{name: "batch size", args: []string{"--batch-size", "1001", ev(1)}, code: exitUsage, stderr: []string{"--batch-size"}},
+		{name: "key and no key", args: []string{"--idempotency-key", "k", "--no-idempotency-key", ev(1)}, code: exitUsage, stderr: []string{"exclude each other"}},
+		{name: "negative retry-for", args: []string{"--retry-for", "-1s", ev(1)}, code: exitUsage, stderr: []string{"--retry-for"}},
 		{name: "bad url", url: "localhost:8080", args: []string{ev(1)}, code: exitUsage, stderr: []string{"--url"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

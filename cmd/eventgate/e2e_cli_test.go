@@ -201,7 +201,7 @@ func TestE2ECLIPublishErrors(t *testing.T) {
 	}{
 		{"invalid event", s.URL(), []string{`{"type":"job.progress","data":{"job_id":"` + jobA + `","percent":140}}`}, 1, "400 invalid_event: "},
 		{"unknown type", s.URL(), []string{`{"type":"job.exploded","data":{}}`}, 1, "job.exploded"},
-		{"unreachable", "http://" + freeAddr(t), []string{queueStatus(1, 1)}, 1, "connection refused"},
+		{"unreachable", "http://" + freeAddr(t), []string{"--retry-for", "0", queueStatus(1, 1)}, 1, "connection refused"},
 		{"malformed input", s.URL(), []string{`{"type":`}, 2, "invalid input"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -233,47 +232,6 @@ func openStore(cfg config, logger *slog.Logger, onInvalid func(streams.ID, error
 	return backend{name: "redis", durable: true, log: log, receipts: store.NewRedisReceipts(client, cfg.StreamKey+":"),
 		leases: leases, background: leases.Run, redis: client, jobs: store.NewRedisJobs(client, cfg.StreamKey+":", cfg.JobStateTTL),
 		webhooks: store.NewRedisWebhooks(client, cfg.StreamKey+":")}, closeAll, nil
-}
-
-// redisClients builds the main client and the log reader's own client (its blocking XREAD never
-// holds a pooled connection that publishers need) from a redis:// or rediss:// URL; a
-// master_name query parameter (with sentinel addresses: host and addr=) selects Sentinel.
-func redisClients(rawURL string) (client, tail *redis.Client, err error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Fail fast while Redis is away (callers get a 503 and retry; the reader has its own backoff),
-	// and never let go-redis re-send a MULTI/EXEC whose reply was lost: that could append twice.
-	if u.Query().Has("master_name") {
-		opts, err := redis.ParseFailoverURL(rawURL)
-		if err != nil {
-			return nil, nil, err
-		}
-		opts.MaxRetries, opts.DialerRetries = -1, 1
-		if opts.DialTimeout == 0 {
-			opts.DialTimeout = 2 * time.Second
-		}
-		if opts.TLSConfig != nil {
-			// go-redis names the first sentinel here and reuses the config for the master:
-			// let each connection verify its own host instead.
-			opts.TLSConfig.ServerName = ""
-		}
-		tailOpts := *opts
-		tailOpts.PoolSize, tailOpts.ReadTimeout = 2, 10*time.Second
-		return redis.NewFailoverClient(opts), redis.NewFailoverClient(&tailOpts), nil
-	}
-	opts, err := redis.ParseURL(rawURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	opts.MaxRetries, opts.DialerRetries = -1, 1
-	if opts.DialTimeout == 0 {
-		opts.DialTimeout = 2 * time.Second
-	}
-	tailOpts := *opts
-	tailOpts.PoolSize, tailOpts.ReadTimeout = 2, 10*time.Second
-	return redis.NewClient(opts), redis.NewClient(&tailOpts), nil
 }
 
 // redisLogger sends go-redis's internal messages (dial failures, pool notices) to slog, so the
