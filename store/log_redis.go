@@ -211,8 +211,16 @@ func (r *Redis) Tail(ctx context.Context, after streams.ID, limit int) (streams.
 	if limit <= 0 {
 		limit = 1
 	}
+	wait := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		// With ContextTimeoutEnabled the socket deadline follows the context; without one a
+		// frozen server would hold the reader (and a shutdown) for block plus the read timeout.
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeout(ctx, block+time.Second)
+		defer cancel()
+	}
 	// COUNT 1: the wait only learns that something follows; Read fetches the page.
-	err := r.tail.XRead(ctx, &redis.XReadArgs{
+	err := r.tail.XRead(wait, &redis.XReadArgs{
 		Streams: []string{r.key, after.String()},
 		Count:   1,
 		Block:   block,
