@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/eventgate/eventgate/jobs"
 	"github.com/eventgate/eventgate/streams"
 	"github.com/eventgate/eventgate/webhooks"
 )
@@ -102,7 +103,7 @@ type Deps struct {
 	Log      streams.Log
 	Receipts streams.Receipts
 	// Jobs holds job and queue state folded from the log (SPEC §5).
-	Jobs   streams.JobStore
+	Jobs   jobs.Store
 	Leases streams.Leases
 	Store  Pinger
 	Logger *slog.Logger
@@ -124,7 +125,7 @@ type Server struct {
 	log      *slog.Logger
 	events   streams.Log
 	receipts streams.Receipts
-	jobs     streams.JobStore
+	jobs     jobs.Store
 	leases   streams.Leases
 	store    Pinger
 	metrics  *Metrics
