@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/eventgate/eventgate/jobs"
+	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/streams"
 	"github.com/eventgate/eventgate/webhooks"
 )
@@ -104,13 +105,13 @@ type Deps struct {
 	Receipts streams.Receipts
 	// Jobs holds job and queue state folded from the log (SPEC §5).
 	Jobs   jobs.Store
-	Leases streams.Leases
+	Leases limits.Leases
 	Store  Pinger
 	Logger *slog.Logger
 	// ConnectLimiter charges each /stream and /ws request to its client IP (EVENTGATE_CONNECT_RATE);
 	// PublishLimiter each publish to its token subject (EVENTGATE_PUBLISH_RATE). Optional: nil
 	// admits everything.
-	ConnectLimiter, PublishLimiter streams.RateLimiter
+	ConnectLimiter, PublishLimiter limits.RateLimiter
 	// Metrics is the metric set (nil: a fresh one, seen only on this server's /metrics). Pass the
 	// same set to the hub (HubOptions.Observer) and the store (RedisOptions.OnInvalid).
 	Metrics *Metrics
@@ -126,7 +127,7 @@ type Server struct {
 	events   streams.Log
 	receipts streams.Receipts
 	jobs     jobs.Store
-	leases   streams.Leases
+	leases   limits.Leases
 	store    Pinger
 	metrics  *Metrics
 	webhooks *webhooks.Service

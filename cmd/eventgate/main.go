@@ -23,6 +23,7 @@ import (
 
 	"github.com/eventgate/eventgate/handlers"
 	"github.com/eventgate/eventgate/jobs"
+	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 )
@@ -207,7 +208,7 @@ type backend struct {
 		handlers.Pinger
 	}
 	receipts streams.Receipts
-	leases   streams.Leases
+	leases   limits.Leases
 	jobs     jobs.Store
 	webhooks streams.Webhooks
 	// background runs the store's upkeep (lease renewal) until its context ends; may be nil.
