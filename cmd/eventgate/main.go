@@ -26,6 +26,7 @@ import (
 	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/webhooks"
 )
 
 func main() {
@@ -210,7 +211,7 @@ type backend struct {
 	receipts streams.Receipts
 	leases   limits.Leases
 	jobs     jobs.Store
-	webhooks streams.Webhooks
+	webhooks webhooks.Store
 	// background runs the store's upkeep (lease renewal) until its context ends; may be nil.
 	background func(context.Context)
 	// redis is the shared Redis client (rate limiters); nil on the in-process store.
