@@ -20,12 +20,13 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 )
 
 // newAuthServer is newTestServer with HS256 auth (testSecret) and optional limiters.
-func newAuthServer(t *testing.T, cfg Config, connect, publish streams.RateLimiter) (*Server, *store.Memory) {
+func newAuthServer(t *testing.T, cfg Config, connect, publish limits.RateLimiter) (*Server, *store.Memory) {
 	t.Helper()
 	if cfg.Auth == nil {
 		cfg.Auth = mustVerifier(t, AuthConfig{Secret: testSecret})

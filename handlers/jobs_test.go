@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/jobs"
 )
 
 func TestJobRoutes(t *testing.T) {
 	t.Parallel()
 	s, _ := newTestServer(t, Config{})
 	ctx := context.Background()
-	st := streams.JobState{JobID: jobID, JobType: "resize", Status: streams.JobRunning, Percent: 40, LastEventID: "5-0"}
+	st := jobs.State{JobID: jobID, JobType: "resize", Status: jobs.Running, Percent: 40, LastEventID: "5-0"}
 	if ok, err := s.jobs.SwapJob(ctx, "", st); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
@@ -48,7 +48,7 @@ func TestJobRoutes(t *testing.T) {
 			}
 		}
 	}
-	if ok, _ := s.jobs.SwapQueue(ctx, "", streams.QueueState{Pending: 2, LastEventID: "6-0"}); !ok {
+	if ok, _ := s.jobs.SwapQueue(ctx, "", jobs.QueueState{Pending: 2, LastEventID: "6-0"}); !ok {
 		t.Fatal("queue swap")
 	}
 	if rec := do(s, "GET", "/api/v1/queue", "", nil); rec.Code != 200 {

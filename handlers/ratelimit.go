@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -37,7 +38,7 @@ const (
 // fails. Its counters are safe for concurrent use.
 type rateRoute struct {
 	name    string
-	limiter streams.RateLimiter
+	limiter limits.RateLimiter
 	key     func(c *gin.Context) string
 	// failOpen admits the request when the limiter cannot decide (its store is down); otherwise
 	// the request is refused with 503.

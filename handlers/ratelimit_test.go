@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 )
@@ -21,10 +22,10 @@ import (
 type fakeLimiter struct {
 	mu     sync.Mutex
 	keys   []string
-	answer func(n int) (streams.RateResult, error)
+	answer func(n int) (limits.RateResult, error)
 }
 
-func (f *fakeLimiter) Allow(_ context.Context, key string) (streams.RateResult, error) {
+func (f *fakeLimiter) Allow(_ context.Context, key string) (limits.RateResult, error) {
 	f.mu.Lock()
 	f.keys = append(f.keys, key)
 	n := len(f.keys)
@@ -45,18 +46,18 @@ var errLimiterDown = fmt.Errorf("limiter: %w: connection refused", streams.ErrUn
 func TestRateLimitResponses(t *testing.T) {
 	t.Parallel()
 	reset := time.Now().Add(30 * time.Second)
-	budget := func(n int) (streams.RateResult, error) {
+	budget := func(n int) (limits.RateResult, error) {
 		if n <= 2 {
-			return streams.RateResult{Limit: 2, Remaining: int64(2 - n), Reset: reset}, nil
+			return limits.RateResult{Limit: 2, Remaining: int64(2 - n), Reset: reset}, nil
 		}
-		return streams.RateResult{Limit: 2, Remaining: 0, Reset: reset, Reached: true}, nil
+		return limits.RateResult{Limit: 2, Remaining: 0, Reset: reset, Reached: true}, nil
 	}
-	down := func(int) (streams.RateResult, error) { return streams.RateResult{}, errLimiterDown }
+	down := func(int) (limits.RateResult, error) { return limits.RateResult{}, errLimiterDown }
 	event := `{"type":"queue.status","data":{"pending":1,"active":0}}`
 	tests := []struct {
 		name, method, target, body string
 		connect                    bool // the limiter under test is the connect one
-		answer                     func(int) (streams.RateResult, error)
+		answer                     func(int) (limits.RateResult, error)
 		want                       []int // statuses of successive requests
 		headers                    bool  // X-RateLimit-* expected
 		failures                   uint64
@@ -122,8 +123,8 @@ func TestRateLimitResponses(t *testing.T) {
 // a trusted proxy — and the publish limit on the token subject.
 func TestRateLimitKeys(t *testing.T) {
 	t.Parallel()
-	ok := func(int) (streams.RateResult, error) {
-		return streams.RateResult{Limit: 10, Remaining: 9, Reset: time.Now().Add(time.Second)}, nil
+	ok := func(int) (limits.RateResult, error) {
+		return limits.RateResult{Limit: 10, Remaining: 9, Reset: time.Now().Add(time.Second)}, nil
 	}
 	forged := http.Header{"X-Forwarded-For": {"203.0.113.7"}, "X-Real-Ip": {"203.0.113.8"}}
 	tests := []struct {
@@ -170,7 +171,7 @@ func TestRateLimitKeys(t *testing.T) {
 // another's untouched.
 func TestPublishRatePerSubject(t *testing.T) {
 	t.Parallel()
-	lim := store.NewMemoryRateLimiter("publish", streams.Rate{Limit: 2, Period: time.Minute})
+	lim := store.NewMemoryRateLimiter("publish", limits.Rate{Limit: 2, Period: time.Minute})
 	s, _ := newAuthServer(t, Config{}, nil, lim)
 	event := `{"type":"queue.status","data":{"pending":1,"active":0}}`
 	alice, bob := bearer(hsToken(t, claimsFor("alice", "publish"))), bearer(hsToken(t, claimsFor("bob", "publish")))

@@ -12,6 +12,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/eventgate/eventgate/jobs"
+	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/streams"
 	"github.com/eventgate/eventgate/webhooks"
 )
@@ -102,14 +104,14 @@ type Deps struct {
 	Log      streams.Log
 	Receipts streams.Receipts
 	// Jobs holds job and queue state folded from the log (SPEC §5).
-	Jobs   streams.JobStore
-	Leases streams.Leases
+	Jobs   jobs.Store
+	Leases limits.Leases
 	Store  Pinger
 	Logger *slog.Logger
 	// ConnectLimiter charges each /stream and /ws request to its client IP (EVENTGATE_CONNECT_RATE);
 	// PublishLimiter each publish to its token subject (EVENTGATE_PUBLISH_RATE). Optional: nil
 	// admits everything.
-	ConnectLimiter, PublishLimiter streams.RateLimiter
+	ConnectLimiter, PublishLimiter limits.RateLimiter
 	// Metrics is the metric set (nil: a fresh one, seen only on this server's /metrics). Pass the
 	// same set to the hub (HubOptions.Observer) and the store (RedisOptions.OnInvalid).
 	Metrics *Metrics
@@ -124,8 +126,8 @@ type Server struct {
 	log      *slog.Logger
 	events   streams.Log
 	receipts streams.Receipts
-	jobs     streams.JobStore
-	leases   streams.Leases
+	jobs     jobs.Store
+	leases   limits.Leases
 	store    Pinger
 	metrics  *Metrics
 	webhooks *webhooks.Service

@@ -46,7 +46,7 @@ type webhookJSON struct {
 	Secret         string    `json:"secret,omitempty"`
 }
 
-func toWebhookJSON(w streams.Webhook) webhookJSON {
+func toWebhookJSON(w webhooks.Webhook) webhookJSON {
 	topics, types := w.Topics, w.Types
 	if len(topics) == 0 {
 		topics = []string{"*"}
@@ -166,12 +166,12 @@ func (s *Server) getWebhook(c *gin.Context) {
 }
 
 // webhookInGrant returns nil when the request's token may manage w: every topic pattern of w is
-// inside its topics grant (SPEC §8). A hook outside is reported as absent (ErrWebhookNotFound,
+// inside its topics grant (SPEC §8). A hook outside is reported as absent (ErrNotFound,
 // 404, the same message as for an unknown id), as jobs outside a grant are, so a restricted token
 // learns nothing of other hooks.
-func webhookInGrant(c *gin.Context, w streams.Webhook) error {
+func webhookInGrant(c *gin.Context, w webhooks.Webhook) error {
 	if p := principalOf(c); p != nil && !streams.GrantCoversTopics(p.Topics, w.Topics) {
-		return fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, w.ID)
+		return fmt.Errorf("%w: %q", webhooks.ErrNotFound, w.ID)
 	}
 	return nil
 }

@@ -5,10 +5,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eventgate/eventgate/jobs"
 	"github.com/eventgate/eventgate/streams"
 )
 
-var _ streams.JobStore = (*MemoryJobs)(nil)
+var _ jobs.Store = (*MemoryJobs)(nil)
 
 // MemoryJobs keeps folded job state in process, each job for ttl after its last update. Safe for
 // concurrent use.
@@ -16,13 +17,13 @@ type MemoryJobs struct {
 	ttl    time.Duration
 	mu     sync.Mutex
 	jobs   map[string]memoryJob
-	queue  streams.QueueState
+	queue  jobs.QueueState
 	cursor streams.ID
 	now    func() time.Time
 }
 
 type memoryJob struct {
-	st      streams.JobState
+	st      jobs.State
 	expires time.Time
 }
 
@@ -32,19 +33,19 @@ func NewMemoryJobs(ttl time.Duration) *MemoryJobs {
 }
 
 // Job returns a job's state.
-func (m *MemoryJobs) Job(_ context.Context, id string) (streams.JobState, bool, error) {
+func (m *MemoryJobs) Job(_ context.Context, id string) (jobs.State, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	j, ok := m.jobs[id]
 	if !ok || m.now().After(j.expires) {
 		delete(m.jobs, id)
-		return streams.JobState{}, false, nil
+		return jobs.State{}, false, nil
 	}
 	return j.st, true, nil
 }
 
 // SwapJob stores next if the stored last event id is still prev.
-func (m *MemoryJobs) SwapJob(_ context.Context, prev string, next streams.JobState) (bool, error) {
+func (m *MemoryJobs) SwapJob(_ context.Context, prev string, next jobs.State) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur := m.jobs[next.JobID]
@@ -71,14 +72,14 @@ func (m *MemoryJobs) pruneLocked() {
 }
 
 // Queue returns the latest queue state.
-func (m *MemoryJobs) Queue(context.Context) (streams.QueueState, bool, error) {
+func (m *MemoryJobs) Queue(context.Context) (jobs.QueueState, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.queue, m.queue.LastEventID != "", nil
 }
 
 // SwapQueue stores next if the stored last event id is still prev.
-func (m *MemoryJobs) SwapQueue(_ context.Context, prev string, next streams.QueueState) (bool, error) {
+func (m *MemoryJobs) SwapQueue(_ context.Context, prev string, next jobs.QueueState) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.queue.LastEventID != prev {

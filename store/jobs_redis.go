@@ -9,10 +9,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventgate/eventgate/jobs"
 	"github.com/eventgate/eventgate/streams"
 )
 
-var _ streams.JobStore = (*RedisJobs)(nil)
+var _ jobs.Store = (*RedisJobs)(nil)
 
 // swapScript is a compare-and-set on a state hash {last, state}: it writes only if the stored
 // last event id is still ARGV[1] (missing counts as ""), and refreshes the TTL (ARGV[4] ms; 0
@@ -78,26 +79,26 @@ func (r *RedisJobs) swap(ctx context.Context, key, prev, last string, v any, ttl
 }
 
 // Job returns a job's state.
-func (r *RedisJobs) Job(ctx context.Context, id string) (streams.JobState, bool, error) {
-	var st streams.JobState
+func (r *RedisJobs) Job(ctx context.Context, id string) (jobs.State, bool, error) {
+	var st jobs.State
 	ok, err := r.get(ctx, r.prefix+"job:"+id, &st)
 	return st, ok, err
 }
 
 // SwapJob stores next if the stored last event id is still prev.
-func (r *RedisJobs) SwapJob(ctx context.Context, prev string, next streams.JobState) (bool, error) {
+func (r *RedisJobs) SwapJob(ctx context.Context, prev string, next jobs.State) (bool, error) {
 	return r.swap(ctx, r.prefix+"job:"+next.JobID, prev, next.LastEventID, next, r.ttl)
 }
 
 // Queue returns the latest queue state.
-func (r *RedisJobs) Queue(ctx context.Context) (streams.QueueState, bool, error) {
-	var st streams.QueueState
+func (r *RedisJobs) Queue(ctx context.Context) (jobs.QueueState, bool, error) {
+	var st jobs.QueueState
 	ok, err := r.get(ctx, r.prefix+"queue", &st)
 	return st, ok, err
 }
 
 // SwapQueue stores next if the stored last event id is still prev.
-func (r *RedisJobs) SwapQueue(ctx context.Context, prev string, next streams.QueueState) (bool, error) {
+func (r *RedisJobs) SwapQueue(ctx context.Context, prev string, next jobs.QueueState) (bool, error) {
 	return r.swap(ctx, r.prefix+"queue", prev, next.LastEventID, next, 0)
 }
 

@@ -4,10 +4,10 @@ import (
 	"context"
 	"sync"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/limits"
 )
 
-var _ streams.Leases = (*MemoryLeases)(nil)
+var _ limits.Leases = (*MemoryLeases)(nil)
 
 // MemoryLeases counts connections per key in this process only. Leases never expire: the process
 // that holds them is the one that would release them. Safe for concurrent use.

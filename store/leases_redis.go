@@ -9,10 +9,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/limits"
 )
 
-var _ streams.Leases = (*RedisLeases)(nil)
+var _ limits.Leases = (*RedisLeases)(nil)
 
 // acquireScript drops expired leases, then adds one if the key holds fewer than max.
 // KEYS[1] zset of lease id → expiry (ms); ARGV: id, max, now ms, expiry ms, ttl ms.

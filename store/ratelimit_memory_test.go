@@ -3,14 +3,14 @@ package store_test
 import (
 	"testing"
 
+	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/store/storetest"
-	"github.com/eventgate/eventgate/streams"
 )
 
 func TestMemoryRateLimiter(t *testing.T) {
 	t.Parallel()
-	storetest.RunRateLimiter(t, false, func(_ *testing.T, shared string, rate streams.Rate) streams.RateLimiter {
+	storetest.RunRateLimiter(t, false, func(_ *testing.T, shared string, rate limits.Rate) limits.RateLimiter {
 		return store.NewMemoryRateLimiter(shared, rate)
 	})
 }

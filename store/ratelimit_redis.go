@@ -11,10 +11,11 @@ import (
 	"github.com/ulule/limiter/v3"
 	sredis "github.com/ulule/limiter/v3/drivers/store/redis"
 
+	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/streams"
 )
 
-var _ streams.RateLimiter = (*RedisRateLimiter)(nil)
+var _ limits.RateLimiter = (*RedisRateLimiter)(nil)
 
 // rateLimiterRetry is how long a failure of the Redis limiter is remembered: meanwhile Allow
 // returns it at once, so that an outage costs one slow round trip per second, not one per request.
@@ -46,25 +47,25 @@ type RedisRateLimiter struct {
 
 // NewRedisRateLimiter returns a limiter of rate (not Off) whose keys are prefix+":"+key. Nothing
 // is sent to Redis until the first Allow.
-func NewRedisRateLimiter(client redis.UniversalClient, prefix string, rate streams.Rate) *RedisRateLimiter {
+func NewRedisRateLimiter(client redis.UniversalClient, prefix string, rate limits.Rate) *RedisRateLimiter {
 	return &RedisRateLimiter{client: boundedScriptLoad{client}, prefix: prefix, rate: toLimiterRate(rate), build: make(chan struct{}, 1)}
 }
 
 // Allow charges one hit to key.
-func (r *RedisRateLimiter) Allow(ctx context.Context, key string) (streams.RateResult, error) {
+func (r *RedisRateLimiter) Allow(ctx context.Context, key string) (limits.RateResult, error) {
 	if time.Now().UnixNano() < r.downUntil.Load() {
 		if err := r.lastDown.Load(); err != nil {
-			return streams.RateResult{}, *err
+			return limits.RateResult{}, *err
 		}
 	}
 	lim, err := r.limiter(ctx)
 	if err != nil {
-		return streams.RateResult{}, err
+		return limits.RateResult{}, err
 	}
 	res, err := lim.Get(ctx, key)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
-			return streams.RateResult{}, fmt.Errorf("redis rate limiter: %w", ctx.Err()) // the caller gave up
+			return limits.RateResult{}, fmt.Errorf("redis rate limiter: %w", ctx.Err()) // the caller gave up
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			err = ctxErr
@@ -72,7 +73,7 @@ func (r *RedisRateLimiter) Allow(ctx context.Context, key string) (streams.RateR
 		err = fmt.Errorf("redis rate limiter: %w: %w", streams.ErrUnavailable, err)
 		r.lastDown.Store(&err)
 		r.downUntil.Store(time.Now().Add(rateLimiterRetry).UnixNano())
-		return streams.RateResult{}, err
+		return limits.RateResult{}, err
 	}
 	return fromLimiterContext(res), nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/store/redistest"
 	"github.com/eventgate/eventgate/store/storetest"
@@ -20,7 +21,7 @@ import (
 
 func TestRedisRateLimiter(t *testing.T) {
 	t.Parallel()
-	storetest.RunRateLimiter(t, true, func(t *testing.T, shared string, rate streams.Rate) streams.RateLimiter {
+	storetest.RunRateLimiter(t, true, func(t *testing.T, shared string, rate limits.Rate) limits.RateLimiter {
 		client, _, prefix := redistest.Client(t)
 		// Tests that want a shared budget name the same prefix; redistest's prefix is per call.
 		return store.NewRedisRateLimiter(client, prefixFor(t, prefix, shared), rate)
@@ -52,7 +53,7 @@ func TestRedisRateLimiterUnavailable(t *testing.T) {
 			return (&net.Dialer{}).DialContext(ctx, network, addr) // loopback port 1: refused
 		}})
 	t.Cleanup(func() { _ = client.Close() })
-	l := store.NewRedisRateLimiter(client, "egtest:unreachable:rl", streams.Rate{Limit: 1, Period: time.Second})
+	l := store.NewRedisRateLimiter(client, "egtest:unreachable:rl", limits.Rate{Limit: 1, Period: time.Second})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	for i := 0; i < 3; i++ {
@@ -78,7 +79,7 @@ var prefixes = struct {
 func TestRedisRateLimiterBreaker(t *testing.T) {
 	t.Parallel()
 	client, _, prefix := redistest.Client(t)
-	l := store.NewRedisRateLimiter(client, prefix+"rl", streams.Rate{Limit: 100, Period: time.Minute})
+	l := store.NewRedisRateLimiter(client, prefix+"rl", limits.Rate{Limit: 100, Period: time.Minute})
 	if _, err := l.Allow(t.Context(), "k"); err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/webhooks"
 )
 
-var _ streams.Webhooks = (*MemoryWebhooks)(nil)
+var _ webhooks.Store = (*MemoryWebhooks)(nil)
 
 // DeliveryLogSize is how many delivery records each endpoint keeps.
 const DeliveryLogSize = 100
@@ -26,13 +27,13 @@ type MemoryWebhooks struct {
 }
 
 type memoryEndpoint struct {
-	hook     streams.Webhook
+	hook     webhooks.Webhook
 	cursor   streams.ID
 	owner    string
 	until    time.Time // lease expiry
-	retries  map[streams.ID]*streams.Retry
-	log      []streams.Delivery // newest last
-	sequence int                // creation order
+	retries  map[streams.ID]*webhooks.Retry
+	log      []webhooks.Delivery // newest last
+	sequence int                 // creation order
 }
 
 // NewMemoryWebhooks returns an empty registry.
@@ -43,7 +44,7 @@ func NewMemoryWebhooks() *MemoryWebhooks {
 func (m *MemoryWebhooks) get(id string) (*memoryEndpoint, error) {
 	ep := m.eps[id]
 	if ep == nil {
-		return nil, fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, id)
+		return nil, fmt.Errorf("%w: %q", webhooks.ErrNotFound, id)
 	}
 	return ep, nil
 }
@@ -52,19 +53,19 @@ func (m *MemoryWebhooks) get(id string) (*memoryEndpoint, error) {
 func (m *MemoryWebhooks) owned(id, owner string) (*memoryEndpoint, error) {
 	ep := m.eps[id]
 	if ep == nil || ep.owner != owner || !m.now().Before(ep.until) {
-		return nil, fmt.Errorf("%w: %q", streams.ErrLeaseLost, id)
+		return nil, fmt.Errorf("%w: %q", webhooks.ErrLeaseLost, id)
 	}
 	return ep, nil
 }
 
-func copyHook(w streams.Webhook) streams.Webhook {
+func copyHook(w webhooks.Webhook) webhooks.Webhook {
 	w.Topics = slices.Clone(w.Topics)
 	w.Types = slices.Clone(w.Types)
 	return w
 }
 
 // CreateWebhook stores w with its cursor, unless limit > 0 endpoints exist already.
-func (m *MemoryWebhooks) CreateWebhook(_ context.Context, w streams.Webhook, cursor streams.ID, limit int) error {
+func (m *MemoryWebhooks) CreateWebhook(_ context.Context, w webhooks.Webhook, cursor streams.ID, limit int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.eps[w.ID] != nil {
@@ -74,23 +75,23 @@ func (m *MemoryWebhooks) CreateWebhook(_ context.Context, w streams.Webhook, cur
 		return tooManyWebhooks(limit)
 	}
 	m.seq++
-	m.eps[w.ID] = &memoryEndpoint{hook: copyHook(w), cursor: cursor, retries: make(map[streams.ID]*streams.Retry), sequence: m.seq}
+	m.eps[w.ID] = &memoryEndpoint{hook: copyHook(w), cursor: cursor, retries: make(map[streams.ID]*webhooks.Retry), sequence: m.seq}
 	return nil
 }
 
 // Webhook returns one endpoint.
-func (m *MemoryWebhooks) Webhook(_ context.Context, id string) (streams.Webhook, error) {
+func (m *MemoryWebhooks) Webhook(_ context.Context, id string) (webhooks.Webhook, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ep, err := m.get(id)
 	if err != nil {
-		return streams.Webhook{}, err
+		return webhooks.Webhook{}, err
 	}
 	return copyHook(ep.hook), nil
 }
 
 // Webhooks returns every endpoint, oldest first.
-func (m *MemoryWebhooks) Webhooks(_ context.Context) ([]streams.Webhook, error) {
+func (m *MemoryWebhooks) Webhooks(_ context.Context) ([]webhooks.Webhook, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	eps := make([]*memoryEndpoint, 0, len(m.eps))
@@ -98,7 +99,7 @@ func (m *MemoryWebhooks) Webhooks(_ context.Context) ([]streams.Webhook, error) 
 		eps = append(eps, ep)
 	}
 	slices.SortFunc(eps, func(a, b *memoryEndpoint) int { return a.sequence - b.sequence })
-	out := make([]streams.Webhook, len(eps))
+	out := make([]webhooks.Webhook, len(eps))
 	for i, ep := range eps {
 		out[i] = copyHook(ep.hook)
 	}
@@ -106,12 +107,12 @@ func (m *MemoryWebhooks) Webhooks(_ context.Context) ([]streams.Webhook, error) 
 }
 
 // SetWebhookEnabled turns delivery on or off.
-func (m *MemoryWebhooks) SetWebhookEnabled(_ context.Context, id string, enabled bool, reason string) (streams.Webhook, error) {
+func (m *MemoryWebhooks) SetWebhookEnabled(_ context.Context, id string, enabled bool, reason string) (webhooks.Webhook, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ep, err := m.get(id)
 	if err != nil {
-		return streams.Webhook{}, err
+		return webhooks.Webhook{}, err
 	}
 	ep.hook.Enabled = enabled
 	ep.hook.DisabledReason = ""
@@ -184,7 +185,7 @@ func (m *MemoryWebhooks) AdvanceWebhookCursor(_ context.Context, id, owner strin
 }
 
 // ScheduleRetry queues r.
-func (m *MemoryWebhooks) ScheduleRetry(_ context.Context, id, owner string, r streams.Retry) error {
+func (m *MemoryWebhooks) ScheduleRetry(_ context.Context, id, owner string, r webhooks.Retry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ep, err := m.owned(id, owner)
@@ -197,14 +198,14 @@ func (m *MemoryWebhooks) ScheduleRetry(_ context.Context, id, owner string, r st
 }
 
 // ClaimRetry takes the earliest due retry and hides it until now+hold.
-func (m *MemoryWebhooks) ClaimRetry(_ context.Context, id, owner string, now time.Time, hold time.Duration) (streams.Retry, bool, error) {
+func (m *MemoryWebhooks) ClaimRetry(_ context.Context, id, owner string, now time.Time, hold time.Duration) (webhooks.Retry, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ep, err := m.owned(id, owner)
 	if err != nil {
-		return streams.Retry{}, false, err
+		return webhooks.Retry{}, false, err
 	}
-	var best *streams.Retry
+	var best *webhooks.Retry
 	for _, r := range ep.retries {
 		if r.Due.After(now) {
 			continue
@@ -214,7 +215,7 @@ func (m *MemoryWebhooks) ClaimRetry(_ context.Context, id, owner string, now tim
 		}
 	}
 	if best == nil {
-		return streams.Retry{}, false, nil
+		return webhooks.Retry{}, false, nil
 	}
 	out := *best
 	out.Body = slices.Clone(best.Body)
@@ -252,7 +253,7 @@ func (m *MemoryWebhooks) RetryStats(_ context.Context, id string) (int, time.Tim
 }
 
 // RecordDelivery appends d, keeping the newest DeliveryLogSize records.
-func (m *MemoryWebhooks) RecordDelivery(_ context.Context, id string, d streams.Delivery) error {
+func (m *MemoryWebhooks) RecordDelivery(_ context.Context, id string, d webhooks.Delivery) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ep, err := m.get(id)
@@ -267,14 +268,14 @@ func (m *MemoryWebhooks) RecordDelivery(_ context.Context, id string, d streams.
 }
 
 // Deliveries returns up to limit records, newest first.
-func (m *MemoryWebhooks) Deliveries(_ context.Context, id string, limit int) ([]streams.Delivery, error) {
+func (m *MemoryWebhooks) Deliveries(_ context.Context, id string, limit int) ([]webhooks.Delivery, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ep, err := m.get(id)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]streams.Delivery, 0, min(limit, len(ep.log)))
+	out := make([]webhooks.Delivery, 0, min(limit, len(ep.log)))
 	for i := len(ep.log) - 1; i >= 0 && len(out) < limit; i-- {
 		out = append(out, ep.log[i])
 	}

@@ -5,10 +5,10 @@ import (
 
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/store/storetest"
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/webhooks"
 )
 
 func TestMemoryWebhooks(t *testing.T) {
 	t.Parallel()
-	storetest.RunWebhooks(t, func(*testing.T) streams.Webhooks { return store.NewMemoryWebhooks() })
+	storetest.RunWebhooks(t, func(*testing.T) webhooks.Store { return store.NewMemoryWebhooks() })
 }

@@ -11,9 +11,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/webhooks"
 )
 
-var _ streams.Webhooks = (*RedisWebhooks)(nil)
+var _ webhooks.Store = (*RedisWebhooks)(nil)
 
 // RedisWebhooks keeps endpoints and their delivery state in Redis, shared by every instance.
 // Keys (each endpoint's keys share the hash tag {<id>}):
@@ -61,7 +62,7 @@ return 1
 // script, so the limit holds across instances; until then (and if the script refuses, after which
 // the keys are deleted again) the endpoint is invisible: Webhooks lists only registered ids. A
 // crash between the two steps leaves unlisted keys that count for nothing.
-func (r *RedisWebhooks) CreateWebhook(ctx context.Context, w streams.Webhook, cursor streams.ID, limit int) error {
+func (r *RedisWebhooks) CreateWebhook(ctx context.Context, w webhooks.Webhook, cursor streams.ID, limit int) error {
 	topics, _ := json.Marshal(nonNil(w.Topics))
 	types, _ := json.Marshal(nonNil(w.Types))
 	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -90,7 +91,7 @@ func (r *RedisWebhooks) CreateWebhook(ctx context.Context, w streams.Webhook, cu
 
 // tooManyWebhooks is the refusal of a creation beyond limit.
 func tooManyWebhooks(limit int) error {
-	return fmt.Errorf("%w: %d exist, the most allowed; delete one first", streams.ErrTooManyWebhooks, limit)
+	return fmt.Errorf("%w: %d exist, the most allowed; delete one first", webhooks.ErrTooMany, limit)
 }
 
 func nonNil(s []string) []string {
@@ -108,8 +109,8 @@ func boolField(b bool) string {
 }
 
 // decodeHook builds a Webhook from its hash fields.
-func decodeHook(id string, f map[string]string) (streams.Webhook, error) {
-	w := streams.Webhook{ID: id, URL: f["url"], Description: f["description"], Secret: f["secret"],
+func decodeHook(id string, f map[string]string) (webhooks.Webhook, error) {
+	w := webhooks.Webhook{ID: id, URL: f["url"], Description: f["description"], Secret: f["secret"],
 		Enabled: f["enabled"] == "1", DisabledReason: f["reason"]}
 	if err := json.Unmarshal([]byte(f["topics"]), &w.Topics); err != nil {
 		return w, fmt.Errorf("webhook %q: topics: %w", id, err)
@@ -123,19 +124,19 @@ func decodeHook(id string, f map[string]string) (streams.Webhook, error) {
 }
 
 // Webhook returns one endpoint.
-func (r *RedisWebhooks) Webhook(ctx context.Context, id string) (streams.Webhook, error) {
+func (r *RedisWebhooks) Webhook(ctx context.Context, id string) (webhooks.Webhook, error) {
 	f, err := r.client.HGetAll(ctx, r.hookKey(id)).Result()
 	if err != nil {
-		return streams.Webhook{}, redisFail(ctx, "webhook get", err)
+		return webhooks.Webhook{}, redisFail(ctx, "webhook get", err)
 	}
 	if len(f) == 0 {
-		return streams.Webhook{}, fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, id)
+		return webhooks.Webhook{}, fmt.Errorf("%w: %q", webhooks.ErrNotFound, id)
 	}
 	return decodeHook(id, f)
 }
 
 // Webhooks returns every endpoint, oldest first.
-func (r *RedisWebhooks) Webhooks(ctx context.Context) ([]streams.Webhook, error) {
+func (r *RedisWebhooks) Webhooks(ctx context.Context) ([]webhooks.Webhook, error) {
 	ids, err := r.client.ZRange(ctx, r.idsKey(), 0, -1).Result()
 	if err != nil {
 		return nil, redisFail(ctx, "webhook list", err)
@@ -152,7 +153,7 @@ func (r *RedisWebhooks) Webhooks(ctx context.Context) ([]streams.Webhook, error)
 	}); err != nil {
 		return nil, redisFail(ctx, "webhook list", err)
 	}
-	out := make([]streams.Webhook, 0, len(ids))
+	out := make([]webhooks.Webhook, 0, len(ids))
 	for i, id := range ids {
 		f := cmds[i].Val()
 		if len(f) == 0 {
@@ -175,16 +176,16 @@ return 1
 `)
 
 // SetWebhookEnabled turns delivery on or off.
-func (r *RedisWebhooks) SetWebhookEnabled(ctx context.Context, id string, enabled bool, reason string) (streams.Webhook, error) {
+func (r *RedisWebhooks) SetWebhookEnabled(ctx context.Context, id string, enabled bool, reason string) (webhooks.Webhook, error) {
 	if enabled {
 		reason = ""
 	}
 	n, err := setEnabledScript.Run(ctx, r.client, []string{r.hookKey(id)}, boolField(enabled), reason).Int()
 	if err != nil {
-		return streams.Webhook{}, redisFail(ctx, "webhook enable", err)
+		return webhooks.Webhook{}, redisFail(ctx, "webhook enable", err)
 	}
 	if n == 0 {
-		return streams.Webhook{}, fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, id)
+		return webhooks.Webhook{}, fmt.Errorf("%w: %q", webhooks.ErrNotFound, id)
 	}
 	return r.Webhook(ctx, id)
 }
@@ -202,7 +203,7 @@ func (r *RedisWebhooks) DeleteWebhook(ctx context.Context, id string) error {
 		return redisFail(ctx, "webhook delete", err)
 	}
 	if del.Val() == 0 {
-		return fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, id)
+		return fmt.Errorf("%w: %q", webhooks.ErrNotFound, id)
 	}
 	return nil
 }
@@ -243,7 +244,7 @@ func (r *RedisWebhooks) ReleaseWebhook(ctx context.Context, id, owner string) er
 func (r *RedisWebhooks) WebhookCursor(ctx context.Context, id string) (streams.ID, error) {
 	v, err := r.client.Get(ctx, r.key(id, "cursor")).Result()
 	if errors.Is(err, redis.Nil) {
-		return streams.ID{}, fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, id)
+		return streams.ID{}, fmt.Errorf("%w: %q", webhooks.ErrNotFound, id)
 	}
 	if err != nil {
 		return streams.ID{}, redisFail(ctx, "webhook cursor", err)
@@ -266,7 +267,7 @@ redis.call('SET', KEYS[2], ARGV[2] .. '-' .. ARGV[3])
 return 1
 `)
 
-func leaseLost(id string) error { return fmt.Errorf("%w: %q", streams.ErrLeaseLost, id) }
+func leaseLost(id string) error { return fmt.Errorf("%w: %q", webhooks.ErrLeaseLost, id) }
 
 // AdvanceWebhookCursor moves the cursor forward.
 func (r *RedisWebhooks) AdvanceWebhookCursor(ctx context.Context, id, owner string, to streams.ID) error {
@@ -301,7 +302,7 @@ func (r *RedisWebhooks) queueKeys(id string) []string {
 }
 
 // ScheduleRetry queues rt.
-func (r *RedisWebhooks) ScheduleRetry(ctx context.Context, id, owner string, rt streams.Retry) error {
+func (r *RedisWebhooks) ScheduleRetry(ctx context.Context, id, owner string, rt webhooks.Retry) error {
 	entry, err := json.Marshal(retryEntry{Attempt: rt.Attempt, Body: rt.Body})
 	if err != nil {
 		return fmt.Errorf("webhook retry of %s: %w", rt.EventID, err)
@@ -328,29 +329,29 @@ return {r[1], redis.call('HGET', KEYS[3], r[1]) or ''}
 `)
 
 // ClaimRetry takes the earliest due retry and hides it until now+hold.
-func (r *RedisWebhooks) ClaimRetry(ctx context.Context, id, owner string, now time.Time, hold time.Duration) (streams.Retry, bool, error) {
+func (r *RedisWebhooks) ClaimRetry(ctx context.Context, id, owner string, now time.Time, hold time.Duration) (webhooks.Retry, bool, error) {
 	res, err := claimScript.Run(ctx, r.client, r.queueKeys(id), owner, now.UnixMilli(), now.Add(hold).UnixMilli()).Result()
 	if err != nil {
-		return streams.Retry{}, false, redisFail(ctx, "webhook claim", err)
+		return webhooks.Retry{}, false, redisFail(ctx, "webhook claim", err)
 	}
 	if n, ok := res.(int64); ok && n < 0 {
-		return streams.Retry{}, false, leaseLost(id)
+		return webhooks.Retry{}, false, leaseLost(id)
 	}
 	parts, _ := res.([]any)
 	if len(parts) != 2 {
-		return streams.Retry{}, false, nil
+		return webhooks.Retry{}, false, nil
 	}
 	member, _ := parts[0].(string)
 	raw, _ := parts[1].(string)
 	eid, err := streams.ParseID(member)
 	if err != nil {
-		return streams.Retry{}, false, fmt.Errorf("webhook %q: retry member %q: %w", id, member, err)
+		return webhooks.Retry{}, false, fmt.Errorf("webhook %q: retry member %q: %w", id, member, err)
 	}
 	var e retryEntry
 	if err := json.Unmarshal([]byte(raw), &e); err != nil {
-		return streams.Retry{}, false, fmt.Errorf("webhook %q: retry %s: %w", id, member, err)
+		return webhooks.Retry{}, false, fmt.Errorf("webhook %q: retry %s: %w", id, member, err)
 	}
-	return streams.Retry{EventID: eid, Attempt: e.Attempt, Due: now, Body: e.Body}, true, nil
+	return webhooks.Retry{EventID: eid, Attempt: e.Attempt, Due: now, Body: e.Body}, true, nil
 }
 
 // completeScript removes a retry if the lease is held. KEYS lease, retries, retry; ARGV owner, member.
@@ -413,7 +414,7 @@ return 1
 `)
 
 // RecordDelivery adds d, keeping the newest DeliveryLogSize records.
-func (r *RedisWebhooks) RecordDelivery(ctx context.Context, id string, d streams.Delivery) error {
+func (r *RedisWebhooks) RecordDelivery(ctx context.Context, id string, d webhooks.Delivery) error {
 	rec := deliveryRecord{EventID: d.EventID.String(), Attempt: d.Attempt, Outcome: d.Outcome, Status: d.Status,
 		Error: d.Error, Duration: d.Duration.Microseconds(), Time: d.Time.UnixMilli(), Final: d.Final}
 	if !d.NextAttempt.IsZero() {
@@ -425,13 +426,13 @@ func (r *RedisWebhooks) RecordDelivery(ctx context.Context, id string, d streams
 		return redisFail(ctx, "webhook record", err)
 	}
 	if n == 0 {
-		return fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, id)
+		return fmt.Errorf("%w: %q", webhooks.ErrNotFound, id)
 	}
 	return nil
 }
 
 // Deliveries returns up to limit records, newest first.
-func (r *RedisWebhooks) Deliveries(ctx context.Context, id string, limit int) ([]streams.Delivery, error) {
+func (r *RedisWebhooks) Deliveries(ctx context.Context, id string, limit int) ([]webhooks.Delivery, error) {
 	var exists *redis.IntCmd
 	var list *redis.StringSliceCmd
 	if _, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -442,16 +443,16 @@ func (r *RedisWebhooks) Deliveries(ctx context.Context, id string, limit int) ([
 		return nil, redisFail(ctx, "webhook deliveries", err)
 	}
 	if exists.Val() == 0 {
-		return nil, fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, id)
+		return nil, fmt.Errorf("%w: %q", webhooks.ErrNotFound, id)
 	}
-	out := make([]streams.Delivery, 0, len(list.Val()))
+	out := make([]webhooks.Delivery, 0, len(list.Val()))
 	for _, raw := range list.Val() {
 		var rec deliveryRecord
 		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 			continue
 		}
 		eid, _ := streams.ParseID(rec.EventID)
-		d := streams.Delivery{EventID: eid, Attempt: rec.Attempt, Outcome: rec.Outcome, Status: rec.Status, Error: rec.Error,
+		d := webhooks.Delivery{EventID: eid, Attempt: rec.Attempt, Outcome: rec.Outcome, Status: rec.Status, Error: rec.Error,
 			Duration: time.Duration(rec.Duration) * time.Microsecond, Time: time.UnixMilli(rec.Time).UTC(), Final: rec.Final}
 		if rec.Next != 0 {
 			d.NextAttempt = time.UnixMilli(rec.Next).UTC()

@@ -2,6 +2,7 @@ package streams
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -18,8 +19,12 @@ type HubOptions struct {
 	Logger *slog.Logger
 	// Observer receives counters for metrics (default: none).
 	Observer Observer
-	// Queue, when set, supplies the latest queue.status carried by resync events.
-	Queue func(ctx context.Context) (QueueState, bool, error)
+	// Resync, when set, supplies extra fields for the resync control event built for one
+	// subscriber with filter f (already bounded by its token's grant): whoever owns state folded
+	// from the log hands it to a client that must refresh, and the hub need not know what it is.
+	// It is called from the subscriber's Next, never with the hub locked, and may block on a
+	// store for as long as ctx allows; a nil or empty map adds nothing.
+	Resync func(ctx context.Context, f Filter) map[string]json.RawMessage
 }
 
 // Observer receives the hub's events for metrics. Implementations must be safe for concurrent use
@@ -155,20 +160,15 @@ func (h *Hub) dispatch(events []*Event, next ID) {
 	h.opts.Observer.Dispatched(events)
 }
 
-// queueProbe stands for a queue.status event when deciding whether a filter may see the queue.
-var queueProbe = &Event{Type: TypeQueueStatus, Topic: "queue"}
-
-// resync builds a resync control event for one subscriber and counts it. It carries the latest
-// queue status only to a subscriber whose filter (bounded by its token's grant) admits it.
+// resync builds a resync control event for one subscriber and counts it, with the extra fields
+// HubOptions.Resync supplies for the subscriber's filter.
 func (h *Hub) resync(ctx context.Context, f Filter, reason string, requested, oldest, at ID) *Event {
 	h.opts.Observer.Resync(reason)
-	var queue *QueueState
-	if h.opts.Queue != nil && f.Match(queueProbe) {
-		if q, ok, err := h.opts.Queue(ctx); err == nil && ok {
-			queue = &q
-		}
+	var extra map[string]json.RawMessage
+	if h.opts.Resync != nil {
+		extra = h.opts.Resync(ctx, f)
 	}
-	return NewResync(reason, requested, oldest, at, queue)
+	return NewResync(reason, requested, oldest, at, extra)
 }
 
 // maxLostRanges bounds the memory of log resets; older ones are forgotten.

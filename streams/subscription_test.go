@@ -102,35 +102,6 @@ func TestReplayChangesDoNotRepeat(t *testing.T) {
 	}
 }
 
-// TestResyncQueueOnlyWhenGranted: a resync carries the queue status only to a subscriber whose
-// filter admits the queue topic.
-func TestResyncQueueOnlyWhenGranted(t *testing.T) {
-	t.Parallel()
-	log := store.NewMemory(5)
-	log.SetPoll(20 * time.Millisecond)
-	jobs := store.NewMemoryJobs(time.Hour)
-	_, _ = jobs.SwapQueue(context.Background(), "", streams.QueueState{Pending: 9, LastEventID: "1-0"})
-	h := streams.NewHub(log, streams.HubOptions{Queue: jobs.Queue})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = h.Run(ctx) }()
-	ids := appendN(t, log, 20)
-	for _, tt := range []struct {
-		topics []string
-		want   bool
-	}{{nil, true}, {[]string{"queue"}, true}, {[]string{"jobs/*"}, false}} {
-		sub, err := h.Subscribe(ctx, filter(t, tt.topics...), streams.After(ids[0]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := collect(t, sub, 1)
-		sub.Close()
-		if has := strings.Contains(string(got[0].JSON), `"queue"`); has != tt.want {
-			t.Fatalf("topics %v: resync %s, want queue included: %v", tt.topics, got[0].JSON, tt.want)
-		}
-	}
-}
-
 // holeLog reports an entry deleted in the middle of the log (an XDEL), as Redis would.
 type holeLog struct{ *store.Memory }
 

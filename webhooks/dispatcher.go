@@ -82,7 +82,7 @@ func (o *Options) defaults() {
 // Run it once; Shutdown stops it. Kick is safe from any goroutine.
 type Dispatcher struct {
 	hub    *streams.Hub
-	store  streams.Webhooks
+	store  Store
 	client *http.Client
 	opts   Options
 
@@ -100,7 +100,7 @@ type Dispatcher struct {
 
 // NewDispatcher returns a dispatcher draining hub into the endpoints of store, delivering with
 // client (see NewClient).
-func NewDispatcher(hub *streams.Hub, store streams.Webhooks, client *http.Client, opts Options) *Dispatcher {
+func NewDispatcher(hub *streams.Hub, store Store, client *http.Client, opts Options) *Dispatcher {
 	opts.defaults()
 	hard, abort := context.WithCancel(context.Background())
 	return &Dispatcher{hub: hub, store: store, client: client, opts: opts, kick: make(chan struct{}, 1),
@@ -185,7 +185,7 @@ func (d *Dispatcher) sync(ctx context.Context, lastList *time.Time) {
 		return
 	}
 	*lastList = time.Now()
-	enabled := make(map[string]streams.Webhook, len(hooks))
+	enabled := make(map[string]Webhook, len(hooks))
 	for _, h := range hooks {
 		if h.Enabled {
 			enabled[h.ID] = h
@@ -231,7 +231,7 @@ func (d *Dispatcher) sync(ctx context.Context, lastList *time.Time) {
 }
 
 // start launches the worker of h; nil if h cannot be delivered (bad secret or filter).
-func (d *Dispatcher) start(h streams.Webhook) *worker {
+func (d *Dispatcher) start(h Webhook) *worker {
 	w, err := newWorker(d, h)
 	if err != nil {
 		d.opts.Logger.Error("webhooks: endpoint cannot be delivered", "webhook", h.ID, "err", err)

@@ -71,7 +71,7 @@ func (h *harness) dispatcher(opts webhooks.Options) *webhooks.Dispatcher {
 	return d
 }
 
-func (h *harness) register(url string, topics ...string) streams.Webhook {
+func (h *harness) register(url string, topics ...string) webhooks.Webhook {
 	h.t.Helper()
 	w, err := h.svc.Create(h.t.Context(), webhooks.CreateRequest{URL: url, Topics: topics})
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package webhooks delivers the event log to registered HTTP endpoints: the registration policy
 // and SSRF-safe client (policy.go, client.go), Standard Webhooks signing (signer.go), the
 // management service (service.go) and the delivery engine (dispatcher.go, worker.go). Delivery
-// only drains streams.Hub subscriptions; durable state lives behind streams.Webhooks.
+// only drains streams.Hub subscriptions; durable state lives behind Store (store.go).
 package webhooks
 
 import (

@@ -37,7 +37,7 @@ type CreateRequest struct {
 // Service is the management API's view of webhooks: registration with the URL policy, listing,
 // enabling and the delivery log. It is safe for concurrent use.
 type Service struct {
-	store  streams.Webhooks
+	store  Store
 	log    streams.Log
 	policy *Policy
 	notify func()
@@ -60,7 +60,7 @@ func WithMaxWebhooks(n int) ServiceOption {
 // NewService returns the service. notify (may be nil) is called after every change, so the local
 // dispatcher picks it up at once (Dispatcher.Kick); other instances notice within their sync
 // interval.
-func NewService(store streams.Webhooks, log streams.Log, policy *Policy, notify func(), opts ...ServiceOption) *Service {
+func NewService(store Store, log streams.Log, policy *Policy, notify func(), opts ...ServiceOption) *Service {
 	if notify == nil {
 		notify = func() {}
 	}
@@ -73,50 +73,50 @@ func NewService(store streams.Webhooks, log streams.Log, policy *Policy, notify 
 
 // Create validates and stores a new endpoint, enabled, whose delivery starts with the first event
 // appended after this call began. The returned Webhook carries the secret; it is the only time the
-// API shows it. Beyond the cap (WithMaxWebhooks) the error wraps streams.ErrTooManyWebhooks.
-func (s *Service) Create(ctx context.Context, req CreateRequest) (streams.Webhook, error) {
+// API shows it. Beyond the cap (WithMaxWebhooks) the error wraps ErrTooMany.
+func (s *Service) Create(ctx context.Context, req CreateRequest) (Webhook, error) {
 	u, err := s.policy.CheckURL(ctx, req.URL)
 	if err != nil {
-		return streams.Webhook{}, err
+		return Webhook{}, err
 	}
 	f, err := streams.NewFilter(req.Topics, req.Types)
 	if err != nil {
-		return streams.Webhook{}, err
+		return Webhook{}, err
 	}
 	if !utf8.ValidString(req.Description) || utf8.RuneCountInString(req.Description) > maxDescription {
-		return streams.Webhook{}, fmt.Errorf("%w: description must be valid UTF-8 of at most %d characters", ErrInvalid, maxDescription)
+		return Webhook{}, fmt.Errorf("%w: description must be valid UTF-8 of at most %d characters", ErrInvalid, maxDescription)
 	}
 	b, err := s.log.Bounds(ctx)
 	if err != nil {
-		return streams.Webhook{}, err
+		return Webhook{}, err
 	}
-	w := streams.Webhook{ID: newID(), URL: u.String(), Topics: f.TopicStrings(), Types: f.Types, Description: req.Description,
+	w := Webhook{ID: newID(), URL: u.String(), Topics: f.TopicStrings(), Types: f.Types, Description: req.Description,
 		Secret: NewSecret(), Enabled: true, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	if len(f.Topics) == 0 {
 		w.Topics = nil
 	}
 	if err := s.store.CreateWebhook(ctx, w, b.Last, s.max); err != nil {
-		return streams.Webhook{}, err
+		return Webhook{}, err
 	}
 	s.notify()
 	return w, nil
 }
 
 // List returns every endpoint, oldest first.
-func (s *Service) List(ctx context.Context) ([]streams.Webhook, error) { return s.store.Webhooks(ctx) }
+func (s *Service) List(ctx context.Context) ([]Webhook, error) { return s.store.Webhooks(ctx) }
 
 // Get returns one endpoint.
-func (s *Service) Get(ctx context.Context, id string) (streams.Webhook, error) {
+func (s *Service) Get(ctx context.Context, id string) (Webhook, error) {
 	if !validID(id) {
-		return streams.Webhook{}, fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, id)
+		return Webhook{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	return s.store.Webhook(ctx, id)
 }
 
 // SetEnabled turns delivery on (it resumes from where it stopped) or off.
-func (s *Service) SetEnabled(ctx context.Context, id string, enabled bool) (streams.Webhook, error) {
+func (s *Service) SetEnabled(ctx context.Context, id string, enabled bool) (Webhook, error) {
 	if !validID(id) {
-		return streams.Webhook{}, fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, id)
+		return Webhook{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	w, err := s.store.SetWebhookEnabled(ctx, id, enabled, "disabled through the API")
 	if err == nil {
@@ -128,7 +128,7 @@ func (s *Service) SetEnabled(ctx context.Context, id string, enabled bool) (stre
 // Delete removes the endpoint, its pending retries and its delivery log.
 func (s *Service) Delete(ctx context.Context, id string) error {
 	if !validID(id) {
-		return fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, id)
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	err := s.store.DeleteWebhook(ctx, id)
 	if err == nil {
@@ -139,9 +139,9 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 
 // Deliveries returns the endpoint's most recent delivery records (at most DeliveriesLimit),
 // newest first.
-func (s *Service) Deliveries(ctx context.Context, id string) ([]streams.Delivery, error) {
+func (s *Service) Deliveries(ctx context.Context, id string) ([]Delivery, error) {
 	if !validID(id) {
-		return nil, fmt.Errorf("%w: %q", streams.ErrWebhookNotFound, id)
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	return s.store.Deliveries(ctx, id, DeliveriesLimit)
 }

@@ -19,7 +19,7 @@ const flushInterval = 250 * time.Millisecond
 // semaphore that bounds the attempts in flight.
 type worker struct {
 	d      *Dispatcher
-	hook   streams.Webhook
+	hook   Webhook
 	filter streams.Filter
 	signer *Signer
 	sem    chan struct{} // one slot per attempt in flight
@@ -34,7 +34,7 @@ type worker struct {
 	renewed time.Time // last lease renewal; the dispatcher's goroutine only
 }
 
-func newWorker(d *Dispatcher, h streams.Webhook) (*worker, error) {
+func newWorker(d *Dispatcher, h Webhook) (*worker, error) {
 	signer, err := NewSigner(h.Secret)
 	if err != nil {
 		return nil, err
@@ -100,7 +100,7 @@ func (w *worker) live(soft, hard context.Context) {
 			cursor = c
 			break
 		}
-		if errors.Is(err, streams.ErrWebhookNotFound) {
+		if errors.Is(err, ErrNotFound) {
 			w.stop()
 			return
 		}
@@ -220,7 +220,7 @@ func (w *worker) advance(ctx context.Context, to streams.ID) bool {
 	if err == nil {
 		return true
 	}
-	if errors.Is(err, streams.ErrLeaseLost) {
+	if errors.Is(err, ErrLeaseLost) {
 		w.d.opts.Logger.Warn("webhooks: lease lost; stopping delivery here", "webhook", w.hook.ID)
 		w.stop()
 	} else if ctx.Err() == nil {
@@ -233,7 +233,7 @@ func (w *worker) advance(ctx context.Context, to streams.ID) bool {
 // was reset) before this endpoint got them.
 func (w *worker) note(ctx context.Context, e *streams.Event) {
 	w.d.opts.Logger.Warn("webhooks: the log moved past the endpoint's cursor", "webhook", w.hook.ID, "resync", string(e.JSON))
-	w.record(ctx, streams.Delivery{EventID: e.ID, Outcome: OutcomeNote, Error: "resync: " + string(e.JSON), Time: time.Now().UTC()})
+	w.record(ctx, Delivery{EventID: e.ID, Outcome: OutcomeNote, Error: "resync: " + string(e.JSON), Time: time.Now().UTC()})
 }
 
 // first makes an event's first attempt and settles it.
@@ -272,7 +272,7 @@ func (w *worker) retries(soft, hard context.Context) {
 			continue
 		}
 		<-w.sem
-		if errors.Is(err, streams.ErrLeaseLost) {
+		if errors.Is(err, ErrLeaseLost) {
 			w.stop()
 			return
 		}
@@ -303,7 +303,7 @@ func (w *worker) retries(soft, hard context.Context) {
 
 // retry makes a claimed retry's attempt and settles it. An attempt cut short by shutdown puts the
 // retry back as due now, for the next owner.
-func (w *worker) retry(hard context.Context, r streams.Retry) {
+func (w *worker) retry(hard context.Context, r Retry) {
 	res := w.attempt(hard, r.EventID, r.Body)
 	if res.aborted {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -322,7 +322,7 @@ func (w *worker) retry(hard context.Context, r streams.Retry) {
 // stays pending.
 func (w *worker) settle(ctx context.Context, id streams.ID, body []byte, n int, r result, claimed bool) bool {
 	w.d.opts.Observer.Delivery(r.outcome, r.elapsed)
-	rec := streams.Delivery{EventID: id, Attempt: n, Outcome: r.outcome, Status: r.status, Error: r.errClass,
+	rec := Delivery{EventID: id, Attempt: n, Outcome: r.outcome, Status: r.status, Error: r.errClass,
 		Duration: r.elapsed, Time: time.Now().UTC()}
 	handed := true
 	switch {
@@ -338,7 +338,7 @@ func (w *worker) settle(ctx context.Context, id streams.ID, body []byte, n int, 
 		w.disable(ctx)
 	case n <= len(w.d.opts.RetrySchedule):
 		due := time.Now().Add(w.d.delay(n, r.retryAfter))
-		handed = w.schedule(ctx, streams.Retry{EventID: id, Attempt: n + 1, Due: due, Body: body})
+		handed = w.schedule(ctx, Retry{EventID: id, Attempt: n + 1, Due: due, Body: body})
 		if handed {
 			rec.NextAttempt = due.UTC()
 			if !claimed {
@@ -364,7 +364,7 @@ func (w *worker) storeRetrying(ctx context.Context, what string, op func(context
 		switch {
 		case err == nil:
 			return true
-		case errors.Is(err, streams.ErrLeaseLost), errors.Is(err, streams.ErrWebhookNotFound):
+		case errors.Is(err, ErrLeaseLost), errors.Is(err, ErrNotFound):
 			w.stop()
 			return false
 		}
@@ -377,7 +377,7 @@ func (w *worker) storeRetrying(ctx context.Context, what string, op func(context
 	}
 }
 
-func (w *worker) schedule(ctx context.Context, r streams.Retry) bool {
+func (w *worker) schedule(ctx context.Context, r Retry) bool {
 	ok := w.storeRetrying(ctx, "schedule retry", func(ctx context.Context) error {
 		return w.d.store.ScheduleRetry(ctx, w.hook.ID, w.d.opts.Owner, r)
 	})
@@ -411,7 +411,7 @@ func (w *worker) disable(ctx context.Context) {
 }
 
 // record adds to the delivery log; a failure is only logged (the log is informational).
-func (w *worker) record(ctx context.Context, d streams.Delivery) {
+func (w *worker) record(ctx context.Context, d Delivery) {
 	if err := w.d.store.RecordDelivery(ctx, w.hook.ID, d); err != nil && ctx.Err() == nil {
 		w.d.opts.Logger.Warn("webhooks: recording a delivery failed", "webhook", w.hook.ID, "err", err)
 	}

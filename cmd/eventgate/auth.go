@@ -13,8 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventgate/eventgate/handlers"
+	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/store"
-	"github.com/eventgate/eventgate/streams"
 )
 
 // errNoKey says how to configure a key; the message is the one line a newcomer sees.
@@ -81,8 +81,8 @@ func readSecretFile(path string) ([]byte, error) {
 
 // rateLimiters returns the connect and publish limiters: in Redis when client is set (budgets
 // shared by every instance on the stream key), else in process. An Off rate gives a nil limiter.
-func rateLimiters(cfg config, client redis.UniversalClient) (connect, publish streams.RateLimiter) {
-	build := func(name string, rate streams.Rate) streams.RateLimiter {
+func rateLimiters(cfg config, client redis.UniversalClient) (connect, publish limits.RateLimiter) {
+	build := func(name string, rate limits.Rate) limits.RateLimiter {
 		switch {
 		case rate.Off():
 			return nil

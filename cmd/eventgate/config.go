@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/limits"
 )
 
 // config is the process configuration, from EVENTGATE_* variables overridden by flags.
@@ -47,8 +47,8 @@ type config struct {
 	JWTPublicKeyFile string
 	JWTAudience      string
 	JWTIssuer        string
-	ConnectRate      streams.Rate
-	PublishRate      streams.Rate
+	ConnectRate      limits.Rate
+	PublishRate      limits.Rate
 
 	WebhookAllowCIDRs    []netip.Prefix
 	WebhookAllowPorts    []uint16
@@ -230,9 +230,9 @@ func oneOf(p *string, allowed ...string) func(string) error {
 	}
 }
 
-func rate(p *streams.Rate) func(string) error {
+func rate(p *limits.Rate) func(string) error {
 	return func(v string) error {
-		r, err := streams.ParseRate(v)
+		r, err := limits.ParseRate(v)
 		if err != nil {
 			return err
 		}

@@ -21,8 +21,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventgate/eventgate/handlers"
+	"github.com/eventgate/eventgate/jobs"
+	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/webhooks"
 )
 
 func main() {
@@ -77,7 +80,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	defer closeBackend()
 	connectLimiter, publishLimiter := rateLimiters(cfg, backend.redis)
 
-	hub := streams.NewHub(backend.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Logger: logger, Observer: metrics, Queue: backend.jobs.Queue})
+	hub := streams.NewHub(backend.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Logger: logger, Observer: metrics, Resync: jobs.ResyncQueue(backend.jobs)})
 	hooks := newWebhookRuntime(cfg, logger, hub, backend.log, backend.webhooks, metrics.WebhookObserver())
 	srv, err := handlers.New(handlers.Config{
 		Heartbeat:           cfg.Heartbeat,
@@ -121,7 +124,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	if backend.background != nil {
 		go backend.background(hubCtx)
 	}
-	go func() { _ = streams.NewProjector(hub, backend.jobs).Run(hubCtx) }()
+	go func() { _ = jobs.NewProjector(hub, backend.jobs, logger).Run(hubCtx) }()
 	hooks.start()
 
 	serveErr := make(chan error, 3)
@@ -205,9 +208,9 @@ type backend struct {
 		handlers.Pinger
 	}
 	receipts streams.Receipts
-	leases   streams.Leases
-	jobs     streams.JobStore
-	webhooks streams.Webhooks
+	leases   limits.Leases
+	jobs     jobs.Store
+	webhooks webhooks.Store
 	// background runs the store's upkeep (lease renewal) until its context ends; may be nil.
 	background func(context.Context)
 	// redis is the shared Redis client (rate limiters); nil on the in-process store.

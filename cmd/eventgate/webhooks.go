@@ -22,7 +22,7 @@ type webhookRuntime struct {
 }
 
 // newWebhookRuntime builds the SSRF-safe client, the service and the dispatcher from cfg.
-func newWebhookRuntime(cfg config, logger *slog.Logger, hub *streams.Hub, log streams.Log, st streams.Webhooks, obs webhooks.Observer) *webhookRuntime {
+func newWebhookRuntime(cfg config, logger *slog.Logger, hub *streams.Hub, log streams.Log, st webhooks.Store, obs webhooks.Observer) *webhookRuntime {
 	policy := webhooks.NewPolicy(webhooks.PolicyOptions{AllowCIDRs: cfg.WebhookAllowCIDRs, AllowPorts: cfg.WebhookAllowPorts})
 	client := webhooks.NewClient(policy, webhooks.ClientOptions{Timeout: cfg.WebhookTimeout})
 	d := webhooks.NewDispatcher(hub, st, client, webhooks.Options{

@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/jobs"
 	"github.com/eventgate/eventgate/streams"
 )
 
 // NewJobs makes an empty job state store whose entries expire ttl after their last update.
-type NewJobs func(t *testing.T, ttl time.Duration) streams.JobStore
+type NewJobs func(t *testing.T, ttl time.Duration) jobs.Store
 
-// RunJobs is the contract suite of streams.JobStore implementations.
+// RunJobs is the contract suite of jobs.Store implementations.
 func RunJobs(t *testing.T, newJobs NewJobs) {
 	t.Run("compare and set", func(t *testing.T) {
 		t.Parallel()
@@ -20,11 +21,11 @@ func RunJobs(t *testing.T, newJobs NewJobs) {
 		if _, ok, err := s.Job(ctx, JobID); ok || err != nil {
 			t.Fatalf("unknown job: ok %v err %v", ok, err)
 		}
-		first := streams.JobState{JobID: JobID, Status: streams.JobQueued, LastEventID: "1-0"}
-		second := streams.JobState{JobID: JobID, Status: streams.JobRunning, Percent: 5, LastEventID: "2-0"}
+		first := jobs.State{JobID: JobID, Status: jobs.Queued, LastEventID: "1-0"}
+		second := jobs.State{JobID: JobID, Status: jobs.Running, Percent: 5, LastEventID: "2-0"}
 		steps := []struct {
 			prev string
-			next streams.JobState
+			next jobs.State
 			want bool
 		}{
 			{"", first, true},
@@ -39,7 +40,7 @@ func RunJobs(t *testing.T, newJobs NewJobs) {
 			}
 		}
 		got, ok, err := s.Job(ctx, JobID)
-		if err != nil || !ok || got.Status != streams.JobRunning || got.Percent != 5 || got.LastEventID != "2-0" {
+		if err != nil || !ok || got.Status != jobs.Running || got.Percent != 5 || got.LastEventID != "2-0" {
 			t.Fatalf("job %+v ok %v err %v", got, ok, err)
 		}
 	})
@@ -50,7 +51,7 @@ func RunJobs(t *testing.T, newJobs NewJobs) {
 		if _, ok, _ := s.Queue(ctx); ok {
 			t.Fatal("queue known before any status")
 		}
-		q := streams.QueueState{Pending: 3, Active: 1, LastEventID: "5-0"}
+		q := jobs.QueueState{Pending: 3, Active: 1, LastEventID: "5-0"}
 		if ok, err := s.SwapQueue(ctx, "", q); !ok || err != nil {
 			t.Fatalf("swap: %v %v", ok, err)
 		}
@@ -79,7 +80,7 @@ func RunJobs(t *testing.T, newJobs NewJobs) {
 		t.Parallel()
 		ctx := context.Background()
 		s := newJobs(t, 100*time.Millisecond)
-		if ok, err := s.SwapJob(ctx, "", streams.JobState{JobID: JobID, LastEventID: "1-0"}); !ok || err != nil {
+		if ok, err := s.SwapJob(ctx, "", jobs.State{JobID: JobID, LastEventID: "1-0"}); !ok || err != nil {
 			t.Fatalf("swap %v %v", ok, err)
 		}
 		deadline := time.Now().Add(5 * time.Second)

@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/limits"
 )
 
 // NewRateLimiter makes a limiter of rate owned by t. Two calls within one test with the same
 // shared name must return limiters that share budgets when the implementation is distributed (the
 // same prefix on the same server); in-process implementations ignore shared.
-type NewRateLimiter func(t *testing.T, shared string, rate streams.Rate) streams.RateLimiter
+type NewRateLimiter func(t *testing.T, shared string, rate limits.Rate) limits.RateLimiter
 
 // RunRateLimiter runs the RateLimiter contract suite. distributed says whether two limiters made
 // with the same shared name must share budgets.
@@ -39,9 +39,9 @@ func RunRateLimiter(t *testing.T, distributed bool, newLimiter NewRateLimiter) {
 	}
 }
 
-var perMinute3 = streams.Rate{Limit: 3, Period: time.Minute}
+var perMinute3 = limits.Rate{Limit: 3, Period: time.Minute}
 
-func allow(t *testing.T, l streams.RateLimiter, key string) streams.RateResult {
+func allow(t *testing.T, l limits.RateLimiter, key string) limits.RateResult {
 	t.Helper()
 	r, err := l.Allow(ctxFor(t), key)
 	if err != nil {
@@ -87,7 +87,7 @@ func testRateKeys(t *testing.T, newLimiter NewRateLimiter) {
 // testRateConcurrent: n concurrent hits on a budget of limit admit exactly limit.
 func testRateConcurrent(t *testing.T, newLimiter NewRateLimiter) {
 	const limit, n = 20, 50
-	l := newLimiter(t, "concurrent", streams.Rate{Limit: limit, Period: time.Minute})
+	l := newLimiter(t, "concurrent", limits.Rate{Limit: limit, Period: time.Minute})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	admitted := 0
@@ -122,12 +122,12 @@ func testRateConcurrent(t *testing.T, newLimiter NewRateLimiter) {
 func testRateShared(t *testing.T, newLimiter NewRateLimiter) {
 	a, b := newLimiter(t, "shared", perMinute3), newLimiter(t, "shared", perMinute3)
 	other := newLimiter(t, "other", perMinute3)
-	for i, l := range []streams.RateLimiter{a, b, a} {
+	for i, l := range []limits.RateLimiter{a, b, a} {
 		if r := allow(t, l, "ip"); r.Reached {
 			t.Fatalf("hit %d: reached early: %+v", i+1, r)
 		}
 	}
-	for name, l := range map[string]streams.RateLimiter{"a": a, "b": b} {
+	for name, l := range map[string]limits.RateLimiter{"a": a, "b": b} {
 		if r := allow(t, l, "ip"); !r.Reached {
 			t.Fatalf("instance %s after 3 shared hits: %+v, want reached", name, r)
 		}

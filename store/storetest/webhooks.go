@@ -8,17 +8,18 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/webhooks"
 )
 
 // NewWebhooks makes an empty webhook store owned by t (the factory registers its own cleanup).
-type NewWebhooks func(t *testing.T) streams.Webhooks
+type NewWebhooks func(t *testing.T) webhooks.Store
 
-// RunWebhooks runs the streams.Webhooks contract suite. Every subtest is parallel and makes its
+// RunWebhooks runs the webhooks.Store contract suite. Every subtest is parallel and makes its
 // own store.
 func RunWebhooks(t *testing.T, newStore NewWebhooks) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, s streams.Webhooks)
+		run  func(t *testing.T, s webhooks.Store)
 	}{
 		{"CreateGetList", testHookCRUD},
 		{"EnableDisable", testHookEnable},
@@ -41,19 +42,19 @@ func RunWebhooks(t *testing.T, newStore NewWebhooks) {
 
 var hookTime = time.UnixMilli(1764194400123).UTC()
 
-func newHook(id string) streams.Webhook {
-	return streams.Webhook{ID: id, URL: "https://hooks.example/" + id, Topics: []string{"jobs/*"}, Types: []string{"job.progress"},
+func newHook(id string) webhooks.Webhook {
+	return webhooks.Webhook{ID: id, URL: "https://hooks.example/" + id, Topics: []string{"jobs/*"}, Types: []string{"job.progress"},
 		Description: "desc " + id, Secret: "whsec_" + id, Enabled: true, CreatedAt: hookTime}
 }
 
-func mustCreate(t *testing.T, s streams.Webhooks, w streams.Webhook, cursor streams.ID) {
+func mustCreate(t *testing.T, s webhooks.Store, w webhooks.Webhook, cursor streams.ID) {
 	t.Helper()
 	if err := s.CreateWebhook(ctxFor(t), w, cursor, 0); err != nil {
 		t.Fatalf("CreateWebhook(%s): %v", w.ID, err)
 	}
 }
 
-func mustAcquire(t *testing.T, s streams.Webhooks, id, owner string, want bool) {
+func mustAcquire(t *testing.T, s webhooks.Store, id, owner string, want bool) {
 	t.Helper()
 	ok, err := s.AcquireWebhook(ctxFor(t), id, owner, time.Minute)
 	if err != nil || ok != want {
@@ -61,16 +62,16 @@ func mustAcquire(t *testing.T, s streams.Webhooks, id, owner string, want bool) 
 	}
 }
 
-func equalHook(a, b streams.Webhook) bool {
+func equalHook(a, b webhooks.Webhook) bool {
 	return a.ID == b.ID && a.URL == b.URL && slices.Equal(a.Topics, b.Topics) && slices.Equal(a.Types, b.Types) &&
 		a.Description == b.Description && a.Secret == b.Secret && a.Enabled == b.Enabled &&
 		a.DisabledReason == b.DisabledReason && a.CreatedAt.Equal(b.CreatedAt)
 }
 
-func testHookCRUD(t *testing.T, s streams.Webhooks) {
+func testHookCRUD(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
-	if _, err := s.Webhook(ctx, "nope"); !errors.Is(err, streams.ErrWebhookNotFound) {
-		t.Fatalf("Webhook(unknown) err = %v, want ErrWebhookNotFound", err)
+	if _, err := s.Webhook(ctx, "nope"); !errors.Is(err, webhooks.ErrNotFound) {
+		t.Fatalf("Webhook(unknown) err = %v, want ErrNotFound", err)
 	}
 	a, b := newHook("a"), newHook("b")
 	b.Topics, b.Types, b.CreatedAt = nil, nil, hookTime.Add(time.Second)
@@ -89,7 +90,7 @@ func testHookCRUD(t *testing.T, s streams.Webhooks) {
 	}
 }
 
-func testHookEnable(t *testing.T, s streams.Webhooks) {
+func testHookEnable(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
 	mustCreate(t, s, newHook("a"), streams.ID{})
 	w, err := s.SetWebhookEnabled(ctx, "a", false, "endpoint answered 410 Gone")
@@ -100,31 +101,31 @@ func testHookEnable(t *testing.T, s streams.Webhooks) {
 	if err != nil || !w.Enabled || w.DisabledReason != "" {
 		t.Fatalf("enable = %+v, %v", w, err)
 	}
-	if _, err := s.SetWebhookEnabled(ctx, "nope", true, ""); !errors.Is(err, streams.ErrWebhookNotFound) {
+	if _, err := s.SetWebhookEnabled(ctx, "nope", true, ""); !errors.Is(err, webhooks.ErrNotFound) {
 		t.Fatalf("enable unknown: err %v", err)
 	}
 }
 
-func testHookDelete(t *testing.T, s streams.Webhooks) {
+func testHookDelete(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
 	mustCreate(t, s, newHook("a"), streams.ID{})
 	mustAcquire(t, s, "a", "i1", true)
-	if err := s.ScheduleRetry(ctx, "a", "i1", streams.Retry{EventID: streams.ID{MS: 1}, Attempt: 2, Due: hookTime, Body: []byte(`{}`)}); err != nil {
+	if err := s.ScheduleRetry(ctx, "a", "i1", webhooks.Retry{EventID: streams.ID{MS: 1}, Attempt: 2, Due: hookTime, Body: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordDelivery(ctx, "a", streams.Delivery{EventID: streams.ID{MS: 1}, Outcome: "http_5xx", Time: hookTime}); err != nil {
+	if err := s.RecordDelivery(ctx, "a", webhooks.Delivery{EventID: streams.ID{MS: 1}, Outcome: "http_5xx", Time: hookTime}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteWebhook(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteWebhook(ctx, "a"); !errors.Is(err, streams.ErrWebhookNotFound) {
-		t.Fatalf("second delete: err %v, want ErrWebhookNotFound", err)
+	if err := s.DeleteWebhook(ctx, "a"); !errors.Is(err, webhooks.ErrNotFound) {
+		t.Fatalf("second delete: err %v, want ErrNotFound", err)
 	}
-	if _, err := s.Deliveries(ctx, "a", 10); !errors.Is(err, streams.ErrWebhookNotFound) {
+	if _, err := s.Deliveries(ctx, "a", 10); !errors.Is(err, webhooks.ErrNotFound) {
 		t.Fatalf("Deliveries after delete: err %v", err)
 	}
-	if err := s.AdvanceWebhookCursor(ctx, "a", "i1", streams.ID{MS: 9}); !errors.Is(err, streams.ErrLeaseLost) {
+	if err := s.AdvanceWebhookCursor(ctx, "a", "i1", streams.ID{MS: 9}); !errors.Is(err, webhooks.ErrLeaseLost) {
 		t.Fatalf("AdvanceWebhookCursor after delete: err %v, want ErrLeaseLost", err)
 	}
 	if ok, err := s.AcquireWebhook(ctx, "a", "i1", time.Minute); ok || err != nil {
@@ -140,7 +141,7 @@ func testHookDelete(t *testing.T, s streams.Webhooks) {
 	}
 }
 
-func testHookLease(t *testing.T, s streams.Webhooks) {
+func testHookLease(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
 	mustAcquire(t, s, "a", "i1", false) // no such endpoint
 	mustCreate(t, s, newHook("a"), streams.ID{})
@@ -155,15 +156,15 @@ func testHookLease(t *testing.T, s streams.Webhooks) {
 		t.Fatal(err)
 	}
 	mustAcquire(t, s, "a", "i2", true)
-	if err := s.AdvanceWebhookCursor(ctx, "a", "i1", streams.ID{MS: 3}); !errors.Is(err, streams.ErrLeaseLost) {
+	if err := s.AdvanceWebhookCursor(ctx, "a", "i1", streams.ID{MS: 3}); !errors.Is(err, webhooks.ErrLeaseLost) {
 		t.Fatalf("advance by a former owner: err %v, want ErrLeaseLost", err)
 	}
-	if _, _, err := s.ClaimRetry(ctx, "a", "i1", hookTime, time.Second); !errors.Is(err, streams.ErrLeaseLost) {
+	if _, _, err := s.ClaimRetry(ctx, "a", "i1", hookTime, time.Second); !errors.Is(err, webhooks.ErrLeaseLost) {
 		t.Fatalf("claim by a former owner: err %v, want ErrLeaseLost", err)
 	}
 }
 
-func testHookLeaseExpiry(t *testing.T, s streams.Webhooks) {
+func testHookLeaseExpiry(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
 	mustCreate(t, s, newHook("a"), streams.ID{})
 	if ok, err := s.AcquireWebhook(ctx, "a", "i1", 50*time.Millisecond); !ok || err != nil {
@@ -182,12 +183,12 @@ func testHookLeaseExpiry(t *testing.T, s streams.Webhooks) {
 		}
 		time.Sleep(10 * time.Millisecond) // poll interval
 	}
-	if err := s.AdvanceWebhookCursor(ctx, "a", "i1", streams.ID{MS: 3}); !errors.Is(err, streams.ErrLeaseLost) {
+	if err := s.AdvanceWebhookCursor(ctx, "a", "i1", streams.ID{MS: 3}); !errors.Is(err, webhooks.ErrLeaseLost) {
 		t.Fatalf("advance after expiry: err %v, want ErrLeaseLost", err)
 	}
 }
 
-func testHookCursor(t *testing.T, s streams.Webhooks) {
+func testHookCursor(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
 	mustCreate(t, s, newHook("a"), streams.ID{MS: 9, Seq: 5})
 	mustAcquire(t, s, "a", "i1", true)
@@ -207,18 +208,18 @@ func testHookCursor(t *testing.T, s streams.Webhooks) {
 			t.Fatalf("after advancing to %s: cursor %s, %v; want %s", st.to, got, err, st.want)
 		}
 	}
-	if err := s.AdvanceWebhookCursor(ctx, "a", "i2", streams.ID{MS: 200}); !errors.Is(err, streams.ErrLeaseLost) {
+	if err := s.AdvanceWebhookCursor(ctx, "a", "i2", streams.ID{MS: 200}); !errors.Is(err, webhooks.ErrLeaseLost) {
 		t.Fatalf("advance without the lease: err %v, want ErrLeaseLost", err)
 	}
 }
 
-func testHookRetries(t *testing.T, s streams.Webhooks) {
+func testHookRetries(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
 	mustCreate(t, s, newHook("a"), streams.ID{})
 	mustAcquire(t, s, "a", "i1", true)
 	now := time.Now().Truncate(time.Millisecond)
 	for i, due := range []time.Duration{2 * time.Second, 0, time.Second} {
-		r := streams.Retry{EventID: streams.ID{MS: uint64(i + 1)}, Attempt: 2, Due: now.Add(due), Body: []byte(fmt.Sprintf(`{"n":%d}`, i))}
+		r := webhooks.Retry{EventID: streams.ID{MS: uint64(i + 1)}, Attempt: 2, Due: now.Add(due), Body: []byte(fmt.Sprintf(`{"n":%d}`, i))}
 		if err := s.ScheduleRetry(ctx, "a", "i1", r); err != nil {
 			t.Fatal(err)
 		}
@@ -226,7 +227,7 @@ func testHookRetries(t *testing.T, s streams.Webhooks) {
 	if n, next, err := s.RetryStats(ctx, "a"); err != nil || n != 3 || !next.Equal(now) {
 		t.Fatalf("RetryStats = %d, %v, %v; want 3, %v", n, next, err, now)
 	}
-	claim := func(at time.Time) (streams.Retry, bool) {
+	claim := func(at time.Time) (webhooks.Retry, bool) {
 		t.Helper()
 		r, ok, err := s.ClaimRetry(ctx, "a", "i1", at, 10*time.Second)
 		if err != nil {
@@ -246,7 +247,7 @@ func testHookRetries(t *testing.T, s streams.Webhooks) {
 		t.Fatalf("claim at +1.5s = %+v, %v; want 3-0", r, ok)
 	}
 	// Reschedule 3-0 as attempt 3, complete 2-0: the held one is gone, the rescheduled one waits.
-	if err := s.ScheduleRetry(ctx, "a", "i1", streams.Retry{EventID: r.EventID, Attempt: 3, Due: now.Add(5 * time.Second), Body: r.Body}); err != nil {
+	if err := s.ScheduleRetry(ctx, "a", "i1", webhooks.Retry{EventID: r.EventID, Attempt: 3, Due: now.Add(5 * time.Second), Body: r.Body}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CompleteRetry(ctx, "a", "i1", streams.ID{MS: 2}); err != nil {
@@ -269,15 +270,15 @@ func testHookRetries(t *testing.T, s streams.Webhooks) {
 	}
 }
 
-func testHookLog(t *testing.T, s streams.Webhooks) {
+func testHookLog(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
 	mustCreate(t, s, newHook("a"), streams.ID{})
 	const n = 130
 	for i := range n {
-		d := streams.Delivery{EventID: streams.ID{MS: uint64(i + 1)}, Attempt: 1, Outcome: "success", Status: 200,
+		d := webhooks.Delivery{EventID: streams.ID{MS: uint64(i + 1)}, Attempt: 1, Outcome: "success", Status: 200,
 			Duration: 1500 * time.Microsecond, Time: hookTime.Add(time.Duration(i) * time.Millisecond)}
 		if i == n-1 {
-			d = streams.Delivery{EventID: streams.ID{MS: uint64(i + 1)}, Attempt: 2, Outcome: "http_5xx", Status: 503,
+			d = webhooks.Delivery{EventID: streams.ID{MS: uint64(i + 1)}, Attempt: 2, Outcome: "http_5xx", Status: 503,
 				Error: "HTTP 503", Time: hookTime, NextAttempt: hookTime.Add(time.Minute)}
 		}
 		if err := s.RecordDelivery(ctx, "a", d); err != nil {
@@ -288,7 +289,7 @@ func testHookLog(t *testing.T, s streams.Webhooks) {
 	if err != nil || len(ds) != 100 {
 		t.Fatalf("Deliveries = %d records, %v; want the newest 100", len(ds), err)
 	}
-	want := streams.Delivery{EventID: streams.ID{MS: n}, Attempt: 2, Outcome: "http_5xx", Status: 503, Error: "HTTP 503",
+	want := webhooks.Delivery{EventID: streams.ID{MS: n}, Attempt: 2, Outcome: "http_5xx", Status: 503, Error: "HTTP 503",
 		Time: hookTime, NextAttempt: hookTime.Add(time.Minute)}
 	if d := ds[0]; d.EventID != want.EventID || d.Attempt != 2 || d.Outcome != want.Outcome || d.Status != 503 ||
 		d.Error != want.Error || !d.Time.Equal(want.Time) || !d.NextAttempt.Equal(want.NextAttempt) {

@@ -7,11 +7,12 @@ import (
 	"testing"
 
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/webhooks"
 )
 
-// testHookLimit: CreateWebhook with a limit refuses (ErrTooManyWebhooks, nothing stored) once that
+// testHookLimit: CreateWebhook with a limit refuses (ErrTooMany, nothing stored) once that
 // many endpoints exist; a deletion makes room; limit 0 means no limit.
-func testHookLimit(t *testing.T, s streams.Webhooks) {
+func testHookLimit(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
 	for _, id := range []string{"a", "b"} {
 		if err := s.CreateWebhook(ctx, newHook(id), streams.ID{}, 2); err != nil {
@@ -19,11 +20,11 @@ func testHookLimit(t *testing.T, s streams.Webhooks) {
 		}
 	}
 	err := s.CreateWebhook(ctx, newHook("c"), streams.ID{}, 2)
-	if !errors.Is(err, streams.ErrTooManyWebhooks) {
-		t.Fatalf("third CreateWebhook(limit 2) = %v, want ErrTooManyWebhooks", err)
+	if !errors.Is(err, webhooks.ErrTooMany) {
+		t.Fatalf("third CreateWebhook(limit 2) = %v, want ErrTooMany", err)
 	}
-	if _, err := s.Webhook(ctx, "c"); !errors.Is(err, streams.ErrWebhookNotFound) {
-		t.Fatalf("the refused endpoint: Webhook(c) err = %v, want ErrWebhookNotFound", err)
+	if _, err := s.Webhook(ctx, "c"); !errors.Is(err, webhooks.ErrNotFound) {
+		t.Fatalf("the refused endpoint: Webhook(c) err = %v, want ErrNotFound", err)
 	}
 	if ok, err := s.AcquireWebhook(ctx, "c", "o", 0); ok || err != nil {
 		t.Fatalf("the refused endpoint can be leased: %v, %v", ok, err)
@@ -44,7 +45,7 @@ func testHookLimit(t *testing.T, s streams.Webhooks) {
 
 // testHookLimitConcurrent: many concurrent creations never exceed the limit (in Redis the count
 // and the insert are one step, so this holds across instances).
-func testHookLimitConcurrent(t *testing.T, s streams.Webhooks) {
+func testHookLimitConcurrent(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
 	const limit, tries = 3, 20
 	var wg sync.WaitGroup
@@ -59,7 +60,7 @@ func testHookLimitConcurrent(t *testing.T, s streams.Webhooks) {
 		switch {
 		case err == nil:
 			created++
-		case !errors.Is(err, streams.ErrTooManyWebhooks):
+		case !errors.Is(err, webhooks.ErrTooMany):
 			t.Fatalf("CreateWebhook: %v", err)
 		}
 	}

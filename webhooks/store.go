@@ -1,24 +1,27 @@
-package streams
+package webhooks
 
 import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/eventgate/eventgate/streams"
 )
 
 // Webhook storage: the registry of endpoints, the per-endpoint delivery state (ownership lease,
-// cursor, retry queue) and the delivery log. The delivery engine lives in package webhooks; this
-// file only declares what it needs from a store, so store never depends on net/http.
+// cursor, retry queue) and the delivery log. This file declares the ports the service and the
+// delivery engine need; package store implements them (and so imports this package, never the
+// other way round).
 
 var (
-	// ErrWebhookNotFound is returned for an unknown endpoint id. Callers map it to 404.
-	ErrWebhookNotFound = errors.New("webhook not found")
+	// ErrNotFound is returned for an unknown endpoint id. Callers map it to 404.
+	ErrNotFound = errors.New("webhook not found")
 	// ErrLeaseLost is returned by the fenced queue operations when the caller no longer owns the
 	// endpoint (its lease expired and another instance took over, or the endpoint was deleted).
 	ErrLeaseLost = errors.New("webhook lease lost")
-	// ErrTooManyWebhooks is returned by CreateWebhook when the registry already holds its limit
+	// ErrTooMany is returned by CreateWebhook when the registry already holds its limit
 	// of endpoints. Callers map it to 409.
-	ErrTooManyWebhooks = errors.New("too many webhooks")
+	ErrTooMany = errors.New("too many webhooks")
 )
 
 // Webhook is a registered endpoint. Values are copies: changing one changes nothing stored.
@@ -39,7 +42,7 @@ type Webhook struct {
 // Retry is one event waiting for another delivery attempt to one endpoint.
 type Retry struct {
 	// EventID is the log position of the event; it is the webhook-id of every attempt.
-	EventID ID
+	EventID streams.ID
 	// Attempt is the number of the next attempt (2 for the first retry).
 	Attempt int
 	// Due is when the attempt may start.
@@ -51,7 +54,7 @@ type Retry struct {
 
 // Delivery is one entry of an endpoint's delivery log: an attempt, or a note (resync).
 type Delivery struct {
-	EventID ID
+	EventID streams.ID
 	Attempt int
 	// Outcome is success, http_3xx, http_4xx, http_5xx, timeout, blocked, network, or note.
 	Outcome string
@@ -67,16 +70,16 @@ type Delivery struct {
 	Final bool
 }
 
-// WebhookRegistry stores endpoints. Implementations are safe for concurrent use and, in Redis,
+// Registry stores endpoints. Implementations are safe for concurrent use and, in Redis,
 // shared by every instance.
-type WebhookRegistry interface {
+type Registry interface {
 	// CreateWebhook stores w (its ID must be new) with its delivery cursor at cursor: delivery
 	// starts with the first event after it. With limit > 0 it refuses, with an error wrapping
-	// ErrTooManyWebhooks and nothing stored, when limit endpoints exist already; the count and the
+	// ErrTooMany and nothing stored, when limit endpoints exist already; the count and the
 	// insert are one atomic step, so concurrent creations (in Redis: from any instance) never
 	// exceed the limit.
-	CreateWebhook(ctx context.Context, w Webhook, cursor ID, limit int) error
-	// Webhook returns one endpoint or an error wrapping ErrWebhookNotFound.
+	CreateWebhook(ctx context.Context, w Webhook, cursor streams.ID, limit int) error
+	// Webhook returns one endpoint or an error wrapping ErrNotFound.
 	Webhook(ctx context.Context, id string) (Webhook, error)
 	// Webhooks returns every endpoint, oldest first.
 	Webhooks(ctx context.Context) ([]Webhook, error)
@@ -86,41 +89,41 @@ type WebhookRegistry interface {
 	DeleteWebhook(ctx context.Context, id string) error
 }
 
-// WebhookQueue is the durable delivery state of endpoints. One instance at a time owns an
+// Queue is the durable delivery state of endpoints. One instance at a time owns an
 // endpoint through a renewable lease; the cursor and retry operations are fenced by it and return
 // an error wrapping ErrLeaseLost when owner no longer holds the lease.
-type WebhookQueue interface {
+type Queue interface {
 	// AcquireWebhook takes or renews the lease on endpoint id for owner, for ttl. ok is false when
 	// another owner holds it or the endpoint does not exist.
 	AcquireWebhook(ctx context.Context, id, owner string, ttl time.Duration) (ok bool, err error)
 	// ReleaseWebhook gives the lease up if owner holds it.
 	ReleaseWebhook(ctx context.Context, id, owner string) error
 	// WebhookCursor returns the last position handed off (delivered or queued for retry).
-	WebhookCursor(ctx context.Context, id string) (ID, error)
+	WebhookCursor(ctx context.Context, id string) (streams.ID, error)
 	// AdvanceWebhookCursor moves the cursor forward to to (never back).
-	AdvanceWebhookCursor(ctx context.Context, id, owner string, to ID) error
+	AdvanceWebhookCursor(ctx context.Context, id, owner string, to streams.ID) error
 	// ScheduleRetry queues r (replacing any retry of the same event).
 	ScheduleRetry(ctx context.Context, id, owner string, r Retry) error
 	// ClaimRetry takes the earliest retry due at now, hiding it from other claims until now+hold
 	// (an owner that dies mid-attempt leaves it to the next owner). ok is false when none is due.
 	ClaimRetry(ctx context.Context, id, owner string, now time.Time, hold time.Duration) (r Retry, ok bool, err error)
 	// CompleteRetry removes the retry of event from the queue.
-	CompleteRetry(ctx context.Context, id, owner string, event ID) error
+	CompleteRetry(ctx context.Context, id, owner string, event streams.ID) error
 	// RetryStats returns the number of queued retries and the earliest due time (zero if none).
 	RetryStats(ctx context.Context, id string) (pending int, next time.Time, err error)
 }
 
-// WebhookLog keeps the most recent delivery records of each endpoint.
-type WebhookLog interface {
+// DeliveryLog keeps the most recent delivery records of each endpoint.
+type DeliveryLog interface {
 	// RecordDelivery adds d to the endpoint's log, keeping the newest entries only.
 	RecordDelivery(ctx context.Context, id string, d Delivery) error
 	// Deliveries returns up to limit records, newest first.
 	Deliveries(ctx context.Context, id string, limit int) ([]Delivery, error)
 }
 
-// Webhooks is everything webhook delivery keeps in a store.
-type Webhooks interface {
-	WebhookRegistry
-	WebhookQueue
-	WebhookLog
+// Store is everything webhook delivery keeps in a store.
+type Store interface {
+	Registry
+	Queue
+	DeliveryLog
 }

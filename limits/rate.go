@@ -1,4 +1,8 @@
-package streams
+// Package limits declares the ports of the request and connection limits that hold across
+// instances: fixed-window rate limiting (RateLimiter, with Rate and its parser) and per-key
+// connection leases (Leases). handlers enforces them; store implements them in process and in
+// Redis, so neither depends on the other.
+package limits
 
 import (
 	"context"
