@@ -20,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/eventgate/eventgate/auth"
 	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
@@ -29,7 +30,7 @@ import (
 func newAuthServer(t *testing.T, cfg Config, connect, publish limits.RateLimiter) (*Server, *store.Memory) {
 	t.Helper()
 	if cfg.Auth == nil {
-		cfg.Auth = mustVerifier(t, AuthConfig{Secret: testSecret})
+		cfg.Auth = mustVerifier(t, auth.Config{Secret: testSecret})
 	}
 	log := store.NewMemory(1000)
 	hub := streams.NewHub(log, streams.HubOptions{})
@@ -52,7 +53,7 @@ func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bear
 func TestAuthRoutes(t *testing.T) {
 	t.Parallel()
 	s, _ := newAuthServer(t, Config{}, nil, nil)
-	s.engine.GET("/test/admin", s.requireScope(ScopeAdmin), func(c *gin.Context) { c.String(200, "admin ok") })
+	s.engine.GET("/test/admin", s.requireScope(auth.ScopeAdmin), func(c *gin.Context) { c.String(200, "admin ok") })
 	sub, pub, adm := hsToken(t, claimsFor("s", "subscribe")), hsToken(t, claimsFor("p", "publish")), hsToken(t, claimsFor("a", "admin"))
 	event := `{"type":"queue.status","data":{"pending":1,"active":0}}`
 	tests := []struct {
@@ -315,7 +316,7 @@ func TestTokensNeverLogged(t *testing.T) {
 	hubDone := make(chan struct{})
 	go func() { defer close(hubDone); _ = hub.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-hubDone })
-	s, err := New(Config{Auth: mustVerifier(t, AuthConfig{Secret: testSecret})},
+	s, err := New(Config{Auth: mustVerifier(t, auth.Config{Secret: testSecret})},
 		Deps{Hub: hub, Log: log, Receipts: store.NewMemoryReceipts(), Leases: store.NewMemoryLeases(), Store: log, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

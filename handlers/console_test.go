@@ -6,16 +6,18 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/eventgate/eventgate/auth"
 )
 
 func TestConsoleRoutes(t *testing.T) {
 	t.Parallel()
-	auth, err := NewVerifier(AuthConfig{Secret: bytes.Repeat([]byte("k"), MinSecretBytes)})
+	v, err := auth.NewVerifier(auth.Config{Secret: bytes.Repeat([]byte("k"), auth.MinSecretBytes)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Auth on: the page and its assets are open routes all the same (they hold no data).
-	s, _ := newTestServer(t, Config{Auth: auth})
+	s, _ := newTestServer(t, Config{Auth: v})
 	tests := []struct {
 		name, method, target string
 		status               int

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/eventgate/eventgate/auth"
 	"github.com/eventgate/eventgate/streams"
 	"github.com/eventgate/eventgate/webhooks"
 )
@@ -49,6 +50,7 @@ var errorTable = []struct {
 	{webhooks.ErrNotFound, http.StatusNotFound, "not_found", true, ""},
 	{errBadRequest, http.StatusBadRequest, "bad_request", true, ""},
 	{errUnauthorized, http.StatusUnauthorized, "unauthorized", true, ""},
+	{auth.ErrInvalidToken, http.StatusUnauthorized, "unauthorized", true, ""},
 	{errForbidden, http.StatusForbidden, "forbidden", true, ""},
 	{errNotFound, http.StatusNotFound, "not_found", true, ""},
 	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed", true, ""},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/eventgate/eventgate/auth"
 	"github.com/eventgate/eventgate/jobs"
 	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/streams"
@@ -54,7 +55,7 @@ type Config struct {
 	TrustedProxies []string
 	// Auth verifies bearer tokens on the API routes; nil disables authentication (only
 	// EVENTGATE_AUTH=none does that at the binary level).
-	Auth *Verifier
+	Auth *auth.Verifier
 	// ExternalMetrics means /metrics is served on a listener of its own (EVENTGATE_METRICS_ADDR,
 	// with Metrics.Handler) and not by Handler.
 	ExternalMetrics bool
@@ -188,10 +189,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	api := e.Group("/api/v1")
 	// Auth first, then the rate limit (per client IP / per subject), then the connection caps.
-	subscribe, connect := s.requireScope(ScopeSubscribe), s.rateLimit(s.connectRate)
+	subscribe, connect := s.requireScope(auth.ScopeSubscribe), s.rateLimit(s.connectRate)
 	api.GET("/stream", subscribe, connect, s.admit, s.stream)
 	api.GET("/ws", subscribe, connect, s.admit, s.websocket)
-	api.POST("/events", s.requireScope(ScopePublish), s.rateLimit(s.publishRate), s.publish)
+	api.POST("/events", s.requireScope(auth.ScopePublish), s.rateLimit(s.publishRate), s.publish)
 	api.GET("/events", subscribe, s.history)
 	api.GET("/jobs/:id", subscribe, s.job)
 	api.GET("/queue", subscribe, s.queue)

@@ -132,7 +132,7 @@ func (s *Server) stream(c *gin.Context) {
 		return
 	}
 	info := s.openConn(c, transportSSE, filter, start)
-	expired, stopExpiry := principalOf(c).expiry() // nil channel when auth is off
+	expired, stopExpiry := tokenExpiry(principalOf(c)) // nil channel when auth is off
 	sseHeaders(c.Writer.Header())
 	first := appendRetry(nil, s.cfg.Retry)
 	if start.Live {

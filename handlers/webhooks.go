@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/eventgate/eventgate/auth"
 	"github.com/eventgate/eventgate/streams"
 	"github.com/eventgate/eventgate/webhooks"
 )
@@ -24,7 +25,7 @@ func (s *Server) webhookRoutes(api *gin.RouterGroup) {
 	if s.webhooks == nil {
 		return
 	}
-	g := api.Group("/webhooks", s.requireScope(ScopeAdmin))
+	g := api.Group("/webhooks", s.requireScope(auth.ScopeAdmin))
 	g.POST("", s.createWebhook)
 	g.GET("", s.listWebhooks)
 	g.GET("/:id", s.getWebhook)

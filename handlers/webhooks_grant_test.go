@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/eventgate/eventgate/auth"
 )
 
 // adminToken is an admin token with the given topics claim (nil: none, every topic).
@@ -53,7 +55,7 @@ func listHookIDs(t *testing.T, s *Server, h http.Header) []string {
 // topic pattern its grant covers; a hook without topics means "*". Bad patterns stay 400.
 func TestWebhookGrantRegister(t *testing.T) {
 	t.Parallel()
-	s := newWebhookServer(t, Config{Auth: mustVerifier(t, AuthConfig{Secret: testSecret})}, true)
+	s := newWebhookServer(t, Config{Auth: mustVerifier(t, auth.Config{Secret: testSecret})}, true)
 	job := "jobs/" + jobID
 	tests := []struct {
 		grant  []string
@@ -94,7 +96,7 @@ func TestWebhookGrantRegister(t *testing.T) {
 // left untouched.
 func TestWebhookGrantManage(t *testing.T) {
 	t.Parallel()
-	s := newWebhookServer(t, Config{Auth: mustVerifier(t, AuthConfig{Secret: testSecret})}, true)
+	s := newWebhookServer(t, Config{Auth: mustVerifier(t, auth.Config{Secret: testSecret})}, true)
 	job := "jobs/" + jobID
 	root, jobsAdm, oneJob := adminToken(t), adminToken(t, "jobs/*"), adminToken(t, job)
 	all := mustCreateHook(t, s, root)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/eventgate/eventgate/auth"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 	"github.com/eventgate/eventgate/webhooks"
@@ -143,8 +144,8 @@ func TestWebhookLifecycle(t *testing.T) {
 
 func TestWebhooksNeedAdmin(t *testing.T) {
 	t.Parallel()
-	secret := []byte(strings.Repeat("k", MinSecretBytes))
-	v, err := NewVerifier(AuthConfig{Secret: secret})
+	secret := []byte(strings.Repeat("k", auth.MinSecretBytes))
+	v, err := auth.NewVerifier(auth.Config{Secret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/eventgate/eventgate/auth"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -42,8 +43,8 @@ type wsConn struct {
 	conn      *websocket.Conn
 	sub       *streams.Subscription
 	info      *connInfo
-	principal *Principal   // the token's; nil with auth off
-	missed    atomic.Int32 // pings written since the client's last frame
+	principal *auth.Principal // the token's; nil with auth off
+	missed    atomic.Int32    // pings written since the client's last frame
 	// pingDue: the server's heartbeat asks the writer for a ping. Atomic, so that the writer can
 	// look between the frames of a long delivery, not only between rounds.
 	pingDue atomic.Bool
@@ -72,7 +73,7 @@ type wsConn struct {
 	reason     string // why it ended: the first stop's
 }
 
-func newWSConn(s *Server, principal *Principal, asked streams.Filter) *wsConn {
+func newWSConn(s *Server, principal *auth.Principal, asked streams.Filter) *wsConn {
 	w := &wsConn{s: s, principal: principal, asked: asked, writing: true} // writing: see websocket
 	w.taken.L = &w.mu
 	return w

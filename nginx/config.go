@@ -1,6 +1,7 @@
 // Package nginx renders the nginx configuration that fronts one or more eventgate instances
-// (nginx.conf.tmpl, embedded). The command nginx/render.go, run by `go tool task nginx:render`,
-// and the tests both render through WriteConfig, so what is tested is what operators deploy.
+// (nginx.conf.tmpl, embedded). The `eventgate nginx-config` subcommand, run by
+// `go tool task nginx:render`, and the tests both render through WriteConfig, so what is tested is
+// what operators deploy.
 //
 // The rendered file runs unprivileged with `nginx -c <dir>/nginx.conf -p <dir>`: its pid file,
 // logs and temp directories are relative paths, resolved against the prefix. Every value is

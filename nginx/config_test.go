@@ -3,7 +3,6 @@ package nginx_test
 import (
 	"bytes"
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -94,34 +93,5 @@ func TestRenderedConfigAccepted(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "test is successful") {
 			t.Fatalf("nginx -t on the config for %+v: %v\n%s", p, err, out)
 		}
-	}
-}
-
-// TestRenderCommand runs nginx/render.go the way `go tool task nginx:render` does.
-func TestRenderCommand(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("builds the command")
-	}
-	out := filepath.Join(t.TempDir(), "rendered")
-	cmd := exec.Command("go", "run", "render.go", "-listen", "127.0.0.1:8088", "-upstreams", "127.0.0.1:8081, 127.0.0.1:8082", "-out", out)
-	if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "wrote "+filepath.Join(out, "nginx.conf")) {
-		t.Fatalf("go run render.go: %v\n%s", err, b)
-	}
-	got, err := os.ReadFile(filepath.Join(out, "nginx.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want bytes.Buffer
-	if err := nginx.Render(&want, params("127.0.0.1:8088", "127.0.0.1:8081", "127.0.0.1:8082")); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want.Bytes()) {
-		t.Fatalf("the command wrote a different file than Render:\n%s", got)
-	}
-
-	cmd = exec.Command("go", "run", "render.go", "-listen", "127.0.0.1:8088", "-upstreams", "a;b:1", "-out", out)
-	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "upstreams") {
-		t.Fatalf("go run render.go with a bad upstream: err %v, output %s; want a failure naming upstreams", err, b)
 	}
 }

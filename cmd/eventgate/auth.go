@@ -5,13 +5,12 @@ package main
 // store.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventgate/eventgate/auth"
 	"github.com/eventgate/eventgate/handlers"
 	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/store"
@@ -24,11 +23,11 @@ var errNoKey = errors.New("EVENTGATE_JWT_SECRET: no token key configured: set EV
 
 // buildVerifier returns the token verifier the configuration asks for, or nil with
 // EVENTGATE_AUTH=none. Its errors name the variable at fault and never contain the secret.
-func buildVerifier(cfg config) (*handlers.Verifier, error) {
+func buildVerifier(cfg config) (*auth.Verifier, error) {
 	if cfg.Auth == "none" {
 		return nil, nil
 	}
-	ac := handlers.AuthConfig{Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer}
+	ac := auth.Config{Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer}
 	variable := ""
 	switch sources := countNonEmpty(cfg.JWTSecret, cfg.JWTSecretFile, cfg.JWTPublicKeyFile); sources {
 	case 0:
@@ -37,46 +36,26 @@ func buildVerifier(cfg config) (*handlers.Verifier, error) {
 	default:
 		return nil, errors.New("EVENTGATE_JWT_SECRET: set only one of EVENTGATE_JWT_SECRET, EVENTGATE_JWT_SECRET_FILE and EVENTGATE_JWT_PUBLIC_KEY_FILE")
 	}
-	if cfg.JWTSecret != "" {
+	var err error
+	switch {
+	case cfg.JWTSecret != "":
 		variable = "EVENTGATE_JWT_SECRET"
 		ac.Secret = []byte(cfg.JWTSecret)
-	}
-	if cfg.JWTSecretFile != "" {
+	case cfg.JWTSecretFile != "":
 		variable = "EVENTGATE_JWT_SECRET_FILE"
-		secret, err := readSecretFile(cfg.JWTSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("EVENTGATE_JWT_SECRET_FILE: %w", err)
-		}
-		ac.Secret = secret
-	}
-	if cfg.JWTPublicKeyFile != "" {
+		ac.Secret, err = auth.LoadSecret(cfg.JWTSecretFile)
+	default:
 		variable = "EVENTGATE_JWT_PUBLIC_KEY_FILE"
-		data, err := os.ReadFile(cfg.JWTPublicKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("EVENTGATE_JWT_PUBLIC_KEY_FILE: %w", err)
-		}
-		if ac.PublicKey, err = handlers.ParsePublicKeyPEM(data); err != nil {
-			return nil, fmt.Errorf("EVENTGATE_JWT_PUBLIC_KEY_FILE: %s: %w", cfg.JWTPublicKeyFile, err)
-		}
+		ac.PublicKey, err = auth.LoadPublicKey(cfg.JWTPublicKeyFile)
 	}
-	v, err := handlers.NewVerifier(ac)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", variable, err)
+	}
+	v, err := auth.NewVerifier(ac)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", variable, err)
 	}
 	return v, nil
-}
-
-// readSecretFile reads an HS256 secret, without surrounding whitespace (a trailing newline).
-func readSecretFile(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	secret := bytes.TrimSpace(data)
-	if len(secret) == 0 {
-		return nil, fmt.Errorf("%s is empty", path)
-	}
-	return secret, nil
 }
 
 // rateLimiters returns the connect and publish limiters: in Redis when client is set (budgets

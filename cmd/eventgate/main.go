@@ -39,6 +39,8 @@ func main() {
 			os.Exit(runToken(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 		case "dev-secret":
 			os.Exit(runDevSecret(os.Args[2:], os.Stderr))
+		case "nginx-config":
+			os.Exit(runNginxConfig(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))

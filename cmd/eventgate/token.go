@@ -5,23 +5,14 @@ package main
 // scripts: production tokens come from your identity provider.
 
 import (
-	"crypto"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/eventgate/eventgate/handlers"
+	"github.com/eventgate/eventgate/auth"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -75,7 +66,7 @@ type tokenRequest struct {
 	getenv                       func(string) string
 }
 
-// makeToken validates the request and signs the token.
+// makeToken validates the request (naming the flag at fault) and has auth.Mint sign the token.
 func makeToken(r tokenRequest, extraArgs int) (string, error) {
 	switch {
 	case extraArgs > 0:
@@ -87,75 +78,56 @@ func makeToken(r tokenRequest, extraArgs int) (string, error) {
 	}
 	scopes := splitList(r.scope)
 	for _, s := range scopes {
-		if !slices.Contains([]string{handlers.ScopeSubscribe, handlers.ScopePublish, handlers.ScopeAdmin}, s) {
+		if !auth.KnownScope(s) {
 			return "", fmt.Errorf("--scope: unknown scope %q (want subscribe, publish, admin)", s)
 		}
 	}
-	now := time.Now()
-	claims := jwt.MapClaims{"sub": r.sub, "scope": strings.Join(scopes, " "), "iat": now.Unix(), "exp": now.Add(r.ttl).Unix()}
-	if t := splitList(r.topics); len(t) > 0 {
-		for _, p := range t {
-			if _, err := streams.ParsePattern(p); err != nil {
-				return "", fmt.Errorf("--topics: %w", err)
-			}
+	var topics []streams.Pattern // nil without --topics: every topic
+	for _, t := range splitList(r.topics) {
+		p, err := streams.ParsePattern(t)
+		if err != nil {
+			return "", fmt.Errorf("--topics: %w", err)
 		}
-		claims["topics"] = t
+		topics = append(topics, p)
 	}
-	if r.aud != "" {
-		claims["aud"] = r.aud
-	}
-	if r.iss != "" {
-		claims["iss"] = r.iss
-	}
-	method, key, err := signingKey(r)
+	key, err := signingKey(r)
 	if err != nil {
 		return "", err
 	}
-	return jwt.NewWithClaims(method, claims).SignedString(key)
+	now := time.Now()
+	return auth.Mint(key, auth.Claims{Subject: r.sub, Scopes: scopes, Topics: topics, Audience: r.aud, Issuer: r.iss,
+		IssuedAt: now, Expires: now.Add(r.ttl)})
 }
 
 // signingKey picks the key: --key, else the HS256 secret by the documented order.
-func signingKey(r tokenRequest) (jwt.SigningMethod, any, error) {
+func signingKey(r tokenRequest) (*auth.SigningKey, error) {
 	if r.keyFile != "" {
-		data, err := os.ReadFile(r.keyFile)
+		key, err := auth.LoadSigningKey(r.keyFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--key: %w", err)
+			return nil, fmt.Errorf("--key: %w", err)
 		}
-		if k, err := jwt.ParseRSAPrivateKeyFromPEM(data); err == nil {
-			return jwt.SigningMethodRS256, k, nil
-		}
-		if k, err := jwt.ParseECPrivateKeyFromPEM(data); err == nil {
-			if k.Curve.Params().BitSize != 256 {
-				return nil, nil, errors.New("--key: only P-256 EC keys are supported (ES256)")
-			}
-			return jwt.SigningMethodES256, k, nil
-		}
-		if k, err := jwt.ParseEdPrivateKeyFromPEM(data); err == nil {
-			if _, ok := k.(crypto.Signer); ok {
-				return jwt.SigningMethodEdDSA, k, nil
-			}
-		}
-		return nil, nil, fmt.Errorf("--key: %s holds no RSA, EC or Ed25519 private key in PEM", r.keyFile)
+		return key, nil
 	}
 	var secret []byte
 	var err error
 	switch {
 	case r.secretFile != "":
-		secret, err = readSecretFile(r.secretFile)
+		secret, err = auth.LoadSecret(r.secretFile)
 	case r.getenv("EVENTGATE_JWT_SECRET") != "":
 		secret = []byte(r.getenv("EVENTGATE_JWT_SECRET"))
 	case r.getenv("EVENTGATE_JWT_SECRET_FILE") != "":
-		secret, err = readSecretFile(r.getenv("EVENTGATE_JWT_SECRET_FILE"))
+		secret, err = auth.LoadSecret(r.getenv("EVENTGATE_JWT_SECRET_FILE"))
 	default:
-		secret, err = ensureDevSecret(DevSecretPath)
+		secret, err = auth.EnsureSecret(DevSecretPath)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("HS256 secret: %w", err)
+		return nil, fmt.Errorf("HS256 secret: %w", err)
 	}
-	if len(secret) < handlers.MinSecretBytes {
-		return nil, nil, fmt.Errorf("HS256 secret: %d bytes; the server refuses secrets under %d", len(secret), handlers.MinSecretBytes)
+	key, err := auth.NewSecretKey(secret)
+	if err != nil {
+		return nil, fmt.Errorf("HS256 secret: %w", err)
 	}
-	return jwt.SigningMethodHS256, secret, nil
+	return key, nil
 }
 
 // splitList splits on spaces and commas.
@@ -175,51 +147,11 @@ func runDevSecret(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: eventgate dev-secret [PATH]")
 		return 2
 	}
-	if _, err := ensureDevSecret(path); err != nil {
+	if _, err := auth.EnsureSecret(path); err != nil {
 		fmt.Fprintf(stderr, "eventgate dev-secret: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stderr, "eventgate: development HS256 secret in %s; get a token with:\n"+
 		"  export TOKEN=$(go run ./cmd/eventgate token --sub dev --scope \"subscribe publish\" --ttl 24h)\n", path)
 	return 0
-}
-
-// ensureDevSecret returns the secret at path, creating it first (32 random bytes, base64url,
-// mode 0600 as os.CreateTemp makes it, in a 0700 directory) when it does not exist. Two concurrent callers get the same
-// secret: the file is created exclusively.
-func ensureDevSecret(path string) ([]byte, error) {
-	if secret, err := readSecretFile(path); err == nil {
-		return secret, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, err
-	}
-	secret := base64.RawURLEncoding.AppendEncode(nil, raw)
-	// Write a temporary file, then link it into place: the link fails if the secret exists, so a
-	// reader never sees a half-written file and two makers agree on one secret.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".secret-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(secret, '\n')); err != nil {
-		tmp.Close()
-		return nil, err
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return readSecretFile(path) // another process made it first
-		}
-		return nil, err
-	}
-	return secret, nil
 }

@@ -8,46 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/eventgate/eventgate/handlers"
+	"github.com/eventgate/eventgate/auth"
 )
-
-func TestEnsureDevSecret(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "state", "secret")
-	var wg sync.WaitGroup
-	got := make([]string, 8)
-	for i := range got {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := ensureDevSecret(path)
-			if err != nil {
-				t.Error(err)
-			}
-			got[i] = string(s)
-		}()
-	}
-	wg.Wait()
-	for _, s := range got {
-		if s != got[0] || len(s) < handlers.MinSecretBytes {
-			t.Fatalf("concurrent makers got %q, want one secret of 32+ bytes", got)
-		}
-	}
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("secret file: %v, mode %v; want 0600", err, fi.Mode())
-	}
-	if again, _ := ensureDevSecret(path); string(again) != got[0] {
-		t.Fatal("a second call made a new secret")
-	}
-	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
-		t.Fatalf("state dir holds %d files, want only the secret (temporary files removed)", len(entries))
-	}
-}
 
 // TestMakeToken: what `eventgate token` signs is what the server accepts, with the claims asked.
 func TestMakeToken(t *testing.T) {
@@ -62,16 +27,16 @@ func TestMakeToken(t *testing.T) {
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	hs, err := handlers.NewVerifier(handlers.AuthConfig{Secret: []byte("0123456789abcdef0123456789abcdef"), Audience: "eg"})
+	hs, err := auth.NewVerifier(auth.Config{Secret: []byte("0123456789abcdef0123456789abcdef"), Audience: "eg"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ed, _ := handlers.NewVerifier(handlers.AuthConfig{PublicKey: edKey.Public()})
+	ed, _ := auth.NewVerifier(auth.Config{PublicKey: edKey.Public()})
 	noenv := func(string) string { return "" }
 	tests := []struct {
 		name     string
 		req      tokenRequest
-		verifier *handlers.Verifier
+		verifier *auth.Verifier
 		problem  string
 	}{
 		{"hs256 from file", tokenRequest{sub: "dev", scope: "subscribe,publish", topics: "jobs/* queue", aud: "eg", ttl: time.Hour, secretFile: secretFile, getenv: noenv}, hs, ""},

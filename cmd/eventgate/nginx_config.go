@@ -1,33 +1,29 @@
-//go:build ignore
+package main
 
-// Command render writes nginx.conf for one or more eventgate instances. It is what
+// `eventgate nginx-config` writes nginx.conf for one or more eventgate instances; it is what
 // `go tool task nginx:render LISTEN=<host:port> UPSTREAMS=<host:port,…> OUT=<dir>` runs:
 //
-//	go run ./nginx/render.go -listen 127.0.0.1:8088 -upstreams 127.0.0.1:8081,127.0.0.1:8082 -out deploy/nginx
+//	eventgate nginx-config -listen 127.0.0.1:8088 -upstreams 127.0.0.1:8081,127.0.0.1:8082 -out deploy/nginx
 //
-// (The build tag keeps it out of the package; `go run` of the file builds it.) Exit code 2 means
-// bad arguments, 1 a failed write.
-package main
+// The rendering and its validation live in package nginx, shared with the tests that run the
+// result under a real nginx. Exit code 2 means bad arguments, 1 a failed write.
 
 import (
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/eventgate/eventgate/nginx"
 )
 
-func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
+// runNginxConfig is `eventgate nginx-config`: it parses args, writes OUT/nginx.conf and says on
+// stdout how to run it.
+func runNginxConfig(args []string, stdout, stderr io.Writer) int {
 	p := nginx.DefaultParams()
-	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs := flag.NewFlagSet("eventgate nginx-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&p.Listen, "listen", "", "host:port nginx listens on (required)")
 	upstreams := fs.String("upstreams", "", "comma-separated host:port of the eventgate instances (required)")
@@ -46,7 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 || p.Listen == "" || *upstreams == "" || *out == "" {
-		fmt.Fprintln(stderr, "usage: render -listen host:port -upstreams host:port[,host:port...] -out dir [flags]")
+		fmt.Fprintln(stderr, "usage: eventgate nginx-config -listen host:port -upstreams host:port[,host:port...] -out dir [flags]")
 		return 2
 	}
 	for _, u := range strings.Split(*upstreams, ",") {
@@ -54,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	path, err := nginx.WriteConfig(*out, p)
 	if err != nil {
-		fmt.Fprintf(stderr, "nginx render: %v\n", err)
+		fmt.Fprintf(stderr, "eventgate nginx-config: %v\n", err)
 		if errors.Is(err, nginx.ErrInvalid) {
 			return 2
 		}
