@@ -31,8 +31,15 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestWebSocketIdleHoldsOneGoroutine(t *testing.T) {
 	ts, log := startHTTP(t, Config{MaxConnectionsPerIP: 100})
 	const n = 20
-	waitUntil(t, "the server is quiet", func() bool { return runtime.NumGoroutine() < 50 })
+	// Quiet: earlier tests' goroutines have ended (the parallel tests waiting to start are
+	// parked and do not change the count).
 	base := runtime.NumGoroutine()
+	waitUntil(t, "the server is quiet", func() bool {
+		prev := base
+		time.Sleep(50 * time.Millisecond) // sample interval
+		base = runtime.NumGoroutine()
+		return base == prev
+	})
 	conns := make([]*websocket.Conn, n)
 	for i := range conns {
 		conns[i] = dialWS(t, ts, "", nil)
