@@ -11,7 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 // SigningKey is what Mint signs with: an HS256 secret or a private key, the algorithm pinned by
@@ -65,7 +65,7 @@ type Claims struct {
 	// Scopes become the space-separated scope claim (written even when empty).
 	Scopes []string
 	// Topics become the topics claim; nil writes none, which grants every topic.
-	Topics []streams.Pattern
+	Topics []event.Pattern
 	// Audience and Issuer become aud and iss when not empty.
 	Audience, Issuer string
 	// IssuedAt (iat; zero means now) and Expires (exp) are written in whole seconds.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 // keyFile writes a PEM block into a temporary file and returns its path.
@@ -49,9 +49,9 @@ func TestMint(t *testing.T) {
 		}
 		return key
 	}
-	jobs, _ := streams.ParsePattern("jobs/*")
+	jobs, _ := event.ParsePattern("jobs/*")
 	now := time.Now()
-	claims := Claims{Subject: "dev", Scopes: []string{ScopeSubscribe, ScopePublish}, Topics: []streams.Pattern{jobs},
+	claims := Claims{Subject: "dev", Scopes: []string{ScopeSubscribe, ScopePublish}, Topics: []event.Pattern{jobs},
 		Audience: "eg", Issuer: "https://issuer.test", IssuedAt: now, Expires: now.Add(time.Hour)}
 	for _, tt := range []struct {
 		alg string
@@ -94,7 +94,7 @@ func TestMint(t *testing.T) {
 		"no subject":   {Expires: now.Add(time.Hour)},
 		"no expiry":    {Subject: "a", IssuedAt: now},
 		"exp past iat": {Subject: "a", IssuedAt: now, Expires: now.Add(-time.Second)},
-		"empty topics": {Subject: "a", Topics: []streams.Pattern{}, Expires: now.Add(time.Hour)},
+		"empty topics": {Subject: "a", Topics: []event.Pattern{}, Expires: now.Add(time.Hour)},
 	} {
 		if tok, err := Mint(hs, c); err == nil {
 			t.Errorf("%s: Mint = %q, want an error", name, tok)

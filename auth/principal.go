@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 // Scopes a token may carry in its space-separated scope claim (SPEC §6).
@@ -28,8 +28,8 @@ type Principal struct {
 	// Scopes are the token's scopes (subscribe, publish, admin; unknown ones are kept, unused).
 	Scopes []string
 	// Topics are the patterns the token may subscribe to; nil means every topic. It is a grant
-	// in the sense of streams.GrantCovers.
-	Topics []streams.Pattern
+	// in the sense of event.GrantCovers.
+	Topics []event.Pattern
 	// Expires is the token's exp: live connections end then.
 	Expires time.Time
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 // MinSecretBytes is the shortest HS256 secret accepted: HS256 needs a key of at least the hash
@@ -130,7 +130,7 @@ func (v *Verifier) Verify(token string) (*Principal, error) {
 			return nil, fmt.Errorf("%w: the token's topics claim is empty", ErrInvalidToken)
 		}
 		for _, t := range claims.Topics {
-			pat, err := streams.ParsePattern(t)
+			pat, err := event.ParsePattern(t)
 			if err != nil {
 				return nil, fmt.Errorf("%w: the token's topics claim: %w", ErrInvalidToken, err)
 			}

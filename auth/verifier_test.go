@@ -20,7 +20,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-test")
@@ -329,7 +329,7 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted an empty topic grant")
 		}
 		for _, pat := range p.Topics {
-			if again, err := streams.ParsePattern(pat.String()); err != nil || again != pat {
+			if again, err := event.ParsePattern(pat.String()); err != nil || again != pat {
 				t.Fatalf("grant %q does not round-trip: %v", pat, err)
 			}
 		}

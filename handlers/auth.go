@@ -19,7 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/eventgate/eventgate/auth"
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 // Token sources (SPEC §6).
@@ -127,7 +127,7 @@ func subjectScoped(c *gin.Context, key string) string {
 // grantFilter bounds f by p's topic grants. Asking for nothing (no topic patterns) means
 // "everything granted": the grants become the topics. Every requested pattern must be covered by
 // a grant, else the error wraps errForbidden. A nil p or a token without topics grants all.
-func grantFilter(f streams.Filter, p *auth.Principal) (streams.Filter, error) {
+func grantFilter(f event.Filter, p *auth.Principal) (event.Filter, error) {
 	if p == nil || p.Topics == nil || f.Nothing {
 		return f, nil
 	}
@@ -135,8 +135,8 @@ func grantFilter(f streams.Filter, p *auth.Principal) (streams.Filter, error) {
 		f.Topics = slices.Clone(p.Topics)
 		return f, nil
 	}
-	if q, ok := streams.GrantCovers(p.Topics, f.Topics); !ok {
-		return streams.Filter{}, fmt.Errorf("%w: the token does not grant topic %q", errForbidden, q.String())
+	if q, ok := event.GrantCovers(p.Topics, f.Topics); !ok {
+		return event.Filter{}, fmt.Errorf("%w: the token does not grant topic %q", errForbidden, q.String())
 	}
 	return f, nil
 }

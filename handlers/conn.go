@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -40,7 +41,7 @@ type connInfo struct {
 }
 
 // openConn logs a connection's start and returns its record.
-func (s *Server) openConn(c *gin.Context, transport string, f streams.Filter, start streams.Start) *connInfo {
+func (s *Server) openConn(c *gin.Context, transport string, f event.Filter, start streams.Start) *connInfo {
 	info := &connInfo{s: s, transport: transport, subject: c.GetString(ctxSubject), opened: time.Now()}
 	if v, ok := c.Get(ctxSlot); ok {
 		info.slot, _ = v.(*slot)
@@ -76,7 +77,7 @@ func (s *Server) openConn(c *gin.Context, transport string, f streams.Filter, st
 // the read error, if any: events sent, events delivered and their publish-to-delivery latency
 // (only for events appended while the connection was open: a replay of history is not latency),
 // the resume outcome, and store errors. Writer goroutine only; no allocation.
-func (i *connInfo) delivered(evs []*streams.Event, err error) {
+func (i *connInfo) delivered(evs []*event.Event, err error) {
 	i.sent += len(evs)
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/eventgate/eventgate/auth"
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 	"github.com/eventgate/eventgate/webhooks"
 )
@@ -42,9 +43,9 @@ var errorTable = []struct {
 	message string
 }{
 	{errRequestTimeout, http.StatusRequestTimeout, "request_timeout", true, ""},
-	{streams.ErrInvalidEvent, http.StatusBadRequest, "invalid_event", true, ""},
-	{streams.ErrInvalidPosition, http.StatusBadRequest, "invalid_position", true, ""},
-	{streams.ErrInvalidFilter, http.StatusBadRequest, "invalid_filter", true, ""},
+	{event.ErrInvalidEvent, http.StatusBadRequest, "invalid_event", true, ""},
+	{event.ErrInvalidPosition, http.StatusBadRequest, "invalid_position", true, ""},
+	{event.ErrInvalidFilter, http.StatusBadRequest, "invalid_filter", true, ""},
 	{webhooks.ErrInvalidURL, http.StatusBadRequest, "invalid_webhook_url", true, ""},
 	{webhooks.ErrInvalid, http.StatusBadRequest, "invalid_webhook", true, ""},
 	{webhooks.ErrNotFound, http.StatusNotFound, "not_found", true, ""},

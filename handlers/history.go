@@ -8,7 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 const (
@@ -30,9 +30,9 @@ type historyPage struct {
 
 // history serves GET /api/v1/events (SPEC §4): a page of matching events after a position.
 func (s *Server) history(c *gin.Context) {
-	after := streams.ID{}
+	after := event.ID{}
 	if v := c.Query("after"); v != "" && v != "0" {
-		id, err := streams.ParseID(v)
+		id, err := event.ParseID(v)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -48,7 +48,7 @@ func (s *Server) history(c *gin.Context) {
 		}
 		limit = n
 	}
-	filter, err := streams.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	filter, err := event.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
 	if err == nil {
 		filter, err = grantFilter(filter, principalOf(c)) // a page never shows an ungranted topic
 	}

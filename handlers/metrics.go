@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -37,7 +38,7 @@ type Metrics struct {
 	httpDur    *prometheus.HistogramVec
 
 	invalidMu   sync.Mutex
-	invalidLast streams.ID // highest invalid entry counted; see InvalidEntry
+	invalidLast event.ID // highest invalid entry counted; see InvalidEntry
 }
 
 var _ streams.Observer = (*Metrics)(nil)
@@ -158,7 +159,7 @@ func NewMetrics() *Metrics {
 		}
 		m.transports[t] = tm
 	}
-	for _, typ := range streams.Types() {
+	for _, typ := range event.Types() {
 		m.published[typ] = published.WithLabelValues(typ)
 	}
 	for _, r := range []string{streams.ReasonTruncated, streams.ReasonUnknown} {
@@ -179,7 +180,7 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // Dispatched counts a batch the hub's reader fanned out (streams.Observer).
-func (m *Metrics) Dispatched(events []*streams.Event) { m.dispatched.Add(float64(len(events))) }
+func (m *Metrics) Dispatched(events []*event.Event) { m.dispatched.Add(float64(len(events))) }
 
 // CatchUp counts a subscription that fell back to reading the log (streams.Observer).
 func (m *Metrics) CatchUp() { m.catchups.Inc() }
@@ -199,7 +200,7 @@ func (m *Metrics) ReaderError(error) { m.storeErr(storeErrReader) }
 // store.RedisOptions.OnInvalid. The store reports an entry each time a read examines it (the
 // reader, and every subscription catching up over it), so only entries after the highest one
 // counted so far are counted: each entry once, give or take a report that arrives out of order.
-func (m *Metrics) InvalidEntry(id streams.ID, _ error) {
+func (m *Metrics) InvalidEntry(id event.ID, _ error) {
 	m.invalidMu.Lock()
 	fresh := m.invalidLast.Less(id)
 	if fresh {
@@ -225,7 +226,7 @@ func (m *Metrics) LimiterError(route string) { m.limiterErr.WithLabelValues(rout
 func (m *Metrics) storeErr(source string) { m.storeErrs.WithLabelValues(source).Inc() }
 
 // publishedEvents counts events appended through the publish route.
-func (m *Metrics) publishedEvents(drafts []streams.Draft) {
+func (m *Metrics) publishedEvents(drafts []event.Draft) {
 	for _, d := range drafts {
 		if c, ok := m.published[d.Type]; ok {
 			c.Inc()

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 )
@@ -105,7 +106,7 @@ func TestMetricsObserverAndLimits(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{"dispatched counts events", func(m *Metrics) { m.Dispatched(make([]*streams.Event, 3)); m.Dispatched(nil) },
+		{"dispatched counts events", func(m *Metrics) { m.Dispatched(make([]*event.Event, 3)); m.Dispatched(nil) },
 			"eventgate_events_dispatched_total", nil, 3},
 		{"catch-up", func(m *Metrics) { m.CatchUp(); m.CatchUp() }, "eventgate_catchups_total", nil, 2},
 		{"resync by reason", func(m *Metrics) { m.Resync(streams.ReasonTruncated) },
@@ -116,7 +117,7 @@ func TestMetricsObserverAndLimits(t *testing.T) {
 			"eventgate_store_errors_total", []string{"source", "reader"}, 1},
 		{"invalid entries counted once each", func(m *Metrics) {
 			for _, ms := range []uint64{5, 5, 3, 7, 6, 7} { // a re-read reports 5 and 7 again; 3 and 6 are behind
-				m.InvalidEntry(streams.ID{MS: ms}, streams.ErrInvalidEvent)
+				m.InvalidEntry(event.ID{MS: ms}, event.ErrInvalidEvent)
 			}
 		}, "eventgate_invalid_entries_total", nil, 2},
 		{"rate limited", func(m *Metrics) { m.RateLimited("/api/v1/events", "publish_rate") },
@@ -145,15 +146,15 @@ func TestConnInfoDelivered(t *testing.T) {
 	m := NewMetrics()
 	s := &Server{metrics: m, log: slog.New(slog.DiscardHandler)}
 	now := time.Now()
-	old := streams.NewEvent(streams.ID{MS: uint64(now.Add(-time.Hour).UnixMilli())}, streams.Draft{Type: "queue.status", Topic: "queue", Data: []byte(`{}`)})
-	fresh := streams.NewEvent(streams.ID{MS: uint64(now.UnixMilli())}, streams.Draft{Type: "queue.status", Topic: "queue", Data: []byte(`{}`)})
-	resync := streams.NewResync(streams.ReasonTruncated, streams.ID{MS: 1}, streams.ID{MS: 2}, streams.ID{MS: 2}, nil)
+	old := event.NewEvent(event.ID{MS: uint64(now.Add(-time.Hour).UnixMilli())}, event.Draft{Type: "queue.status", Topic: "queue", Data: []byte(`{}`)})
+	fresh := event.NewEvent(event.ID{MS: uint64(now.UnixMilli())}, event.Draft{Type: "queue.status", Topic: "queue", Data: []byte(`{}`)})
+	resync := streams.NewResync(streams.ReasonTruncated, event.ID{MS: 1}, event.ID{MS: 2}, event.ID{MS: 2}, nil)
 
 	info := &connInfo{s: s, transport: transportSSE, tm: m.transport(transportSSE), opened: now,
 		openedMS: uint64(now.UnixMilli()), resumePending: true}
 	info.delivered(nil, errors.New("store down")) // a failed catch-up: no outcome yet
-	info.delivered([]*streams.Event{resync, old, fresh}, nil)
-	info.delivered([]*streams.Event{fresh}, context.Canceled) // the request ended: not a store error
+	info.delivered([]*event.Event{resync, old, fresh}, nil)
+	info.delivered([]*event.Event{fresh}, context.Canceled) // the request ended: not a store error
 	info.close("something new")
 
 	for _, c := range []struct {
@@ -343,7 +344,7 @@ func BenchmarkDelivered(b *testing.B) {
 	m := NewMetrics()
 	now := time.Now()
 	info := &connInfo{s: &Server{metrics: m}, tm: m.transport(transportSSE), openedMS: uint64(now.UnixMilli())}
-	evs := []*streams.Event{streams.NewEvent(streams.ID{MS: uint64(now.UnixMilli())}, streams.Draft{Type: "queue.status", Topic: "queue", Data: []byte(`{}`)})}
+	evs := []*event.Event{event.NewEvent(event.ID{MS: uint64(now.UnixMilli())}, event.Draft{Type: "queue.status", Topic: "queue", Data: []byte(`{}`)})}
 	b.ReportAllocs()
 	for b.Loop() {
 		info.delivered(evs, nil)

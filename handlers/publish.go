@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -38,7 +39,7 @@ func (s *Server) publish(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: reading the body: %v", errBadRequest, err))
 		return
 	}
-	drafts, err := streams.ParseBatch(body)
+	drafts, err := event.ParseBatch(body)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -54,7 +55,7 @@ func (s *Server) publish(c *gin.Context) {
 	// claimed, so a refused batch does not spend the key.
 	if p := principalOf(c); p != nil {
 		for i, d := range drafts {
-			if !streams.GrantMatches(p.Topics, d.Topic) {
+			if !event.GrantMatches(p.Topics, d.Topic) {
 				s.fail(c, fmt.Errorf("%w: event[%d] has topic %q, which the token's topics claim does not grant", errForbidden, i, d.Topic))
 				return
 			}
@@ -95,7 +96,7 @@ func (s *Server) publish(c *gin.Context) {
 // and is never blocked. Otherwise (in process) the key is claimed, the events appended, then the
 // receipt stored; after an unknown outcome the claim is kept until it lapses (inFlightTTL), so a
 // retry gets 409 rather than a second copy.
-func (s *Server) appendOnce(ctx context.Context, key string, drafts []streams.Draft) (ids []streams.ID, prior []byte, err error) {
+func (s *Server) appendOnce(ctx context.Context, key string, drafts []event.Draft) (ids []event.ID, prior []byte, err error) {
 	unknown := func(err error) error {
 		if errors.Is(err, streams.ErrUnavailable) || ctx.Err() != nil ||
 			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 )
@@ -23,7 +24,7 @@ type stallingLog struct {
 	fail  error
 }
 
-func (l *stallingLog) Append(ctx context.Context, drafts []streams.Draft) ([]streams.ID, error) {
+func (l *stallingLog) Append(ctx context.Context, drafts []event.Draft) ([]event.ID, error) {
 	if err := l.wait(ctx); err != nil {
 		return nil, fmt.Errorf("append: %w", err)
 	}

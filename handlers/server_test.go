@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 )
@@ -194,7 +195,7 @@ func (l *lockedRecorder) body() string {
 
 func TestAppendFrame(t *testing.T) {
 	t.Parallel()
-	ev := streams.NewEvent(streams.ID{MS: 1732650000000, Seq: 2}, streams.Draft{
+	ev := event.NewEvent(event.ID{MS: 1732650000000, Seq: 2}, event.Draft{
 		Type: "queue.status", Topic: "queue", Data: []byte(`{"pending":1,"active":0}`),
 	})
 	got := string(appendFrame(nil, ev))

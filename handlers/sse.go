@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -26,7 +27,7 @@ func sseHeaders(h http.Header) {
 
 // appendFrame appends one SSE frame for e to b. The envelope JSON never contains a raw newline
 // (JSON escapes them), so it fits on one data: line. No allocation beyond b's growth.
-func appendFrame(b []byte, e *streams.Event) []byte {
+func appendFrame(b []byte, e *event.Event) []byte {
 	b = append(b, "id: "...)
 	b = e.ID.AppendTo(b)
 	b = append(b, "\nevent: "...)
@@ -51,12 +52,12 @@ func (s *Server) appendShutdown(b []byte) []byte {
 }
 
 // subscribe subscribes, waiting at most a few seconds for the hub's reader to start.
-func (s *Server) subscribe(ctx context.Context, f streams.Filter, start streams.Start) (*streams.Subscription, error) {
+func (s *Server) subscribe(ctx context.Context, f event.Filter, start streams.Start) (*streams.Subscription, error) {
 	return s.subscribeWith(ctx, f, start, streams.SubscribeOptions{})
 }
 
 // subscribeWith is subscribe with per-subscription options (Hub.SubscribeWith).
-func (s *Server) subscribeWith(ctx context.Context, f streams.Filter, start streams.Start, opts streams.SubscribeOptions) (*streams.Subscription, error) {
+func (s *Server) subscribeWith(ctx context.Context, f event.Filter, start streams.Start, opts streams.SubscribeOptions) (*streams.Subscription, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	sub, err := s.hub.SubscribeWith(ctx, f, start, opts)
@@ -98,7 +99,7 @@ func (s *Server) stream(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	filter, err := streams.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	filter, err := event.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
 	if err == nil {
 		filter, err = grantFilter(filter, principalOf(c))
 	}
@@ -175,7 +176,7 @@ func (s *Server) pump(out sseSink, sub *streams.Subscription, info *connInfo, ex
 	}
 	deliver := func(retry *<-chan time.Time) bool {
 		bp := frameBuffers.Get().(*[]byte)
-		ep := eventSlices.Get().(*[]*streams.Event)
+		ep := eventSlices.Get().(*[]*event.Event)
 		ok := s.deliver(ctx, sub, ep, bp, info, retry) && send(*bp)
 		*bp, *ep = (*bp)[:0], (*ep)[:0]
 		if cap(*bp) <= 64<<10 {
@@ -222,11 +223,11 @@ func (s *Server) pump(out sseSink, sub *streams.Subscription, info *connInfo, ex
 }
 
 // eventSlices holds the per-wake-up event batches, so an idle stream holds none.
-var eventSlices = sync.Pool{New: func() any { s := make([]*streams.Event, 0, 64); return &s }}
+var eventSlices = sync.Pool{New: func() any { s := make([]*event.Event, 0, 64); return &s }}
 
 // deliver frames what the subscription has ready into buf. A store error while catching up keeps
 // the stream open and schedules another attempt; false only when ctx ended.
-func (s *Server) deliver(ctx context.Context, sub *streams.Subscription, events *[]*streams.Event, buf *[]byte, info *connInfo, retry *<-chan time.Time) bool {
+func (s *Server) deliver(ctx context.Context, sub *streams.Subscription, events *[]*event.Event, buf *[]byte, info *connInfo, retry *<-chan time.Time) bool {
 	evs, err := sub.Next(ctx, (*events)[:0])
 	*events = evs
 	for _, e := range evs {

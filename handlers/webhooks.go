@@ -12,7 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/eventgate/eventgate/auth"
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/webhooks"
 )
 
@@ -111,12 +111,12 @@ func (s *Server) createWebhook(c *gin.Context) {
 	if p := principalOf(c); p != nil && p.Topics != nil {
 		// Validate first (a bad pattern stays 400), then bound by the grant: every pattern of the
 		// hook must be inside it, and a hook without topics receives every topic ("*").
-		f, err := streams.NewFilter(req.Topics, req.Types)
+		f, err := event.NewFilter(req.Topics, req.Types)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		if q, ok := streams.GrantCovers(p.Topics, f.Topics); !ok {
+		if q, ok := event.GrantCovers(p.Topics, f.Topics); !ok {
 			what := fmt.Sprintf("topic %q", q.String())
 			if len(f.Topics) == 0 {
 				what = `every topic ("*", a webhook without topics)`
@@ -146,7 +146,7 @@ func (s *Server) listWebhooks(c *gin.Context) {
 	p := principalOf(c)
 	out := make([]webhookJSON, 0, len(list))
 	for _, w := range list {
-		if p == nil || streams.GrantCoversTopics(p.Topics, w.Topics) {
+		if p == nil || event.GrantCoversTopics(p.Topics, w.Topics) {
 			out = append(out, toWebhookJSON(w))
 		}
 	}
@@ -171,7 +171,7 @@ func (s *Server) getWebhook(c *gin.Context) {
 // 404, the same message as for an unknown id), as jobs outside a grant are, so a restricted token
 // learns nothing of other hooks.
 func webhookInGrant(c *gin.Context, w webhooks.Webhook) error {
-	if p := principalOf(c); p != nil && !streams.GrantCoversTopics(p.Topics, w.Topics) {
+	if p := principalOf(c); p != nil && !event.GrantCoversTopics(p.Topics, w.Topics) {
 		return fmt.Errorf("%w: %q", webhooks.ErrNotFound, w.ID)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/websocket"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -74,9 +75,9 @@ func (s *Server) websocket(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	asked, err := streams.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	asked, err := event.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
 	principal := principalOf(c)
-	var filter streams.Filter
+	var filter event.Filter
 	if err == nil {
 		filter, err = grantFilter(asked, principal)
 	}
@@ -143,7 +144,7 @@ type wsSubscribed struct {
 }
 
 // subscribedFrame describes filter f (and, on connect, the starting position).
-func subscribedFrame(f streams.Filter, position string) wsSubscribed {
+func subscribedFrame(f event.Filter, position string) wsSubscribed {
 	types := f.Types
 	if types == nil {
 		types = []string{}
@@ -165,7 +166,7 @@ func (w *wsConn) handle(msg []byte) bool {
 		return w.sendJSON(map[string]string{"type": "pong"})
 	case "subscribe", "unsubscribe":
 		asked, since, err := w.nextFilter(a)
-		var f streams.Filter
+		var f event.Filter
 		if err == nil {
 			f, err = grantFilter(asked, w.principal)
 		}
@@ -193,7 +194,7 @@ func (w *wsConn) everything() []string {
 }
 
 // nextFilter computes the filter after a subscribe (union) or unsubscribe (removal) action.
-func (w *wsConn) nextFilter(a wsAction) (streams.Filter, *streams.ID, error) {
+func (w *wsConn) nextFilter(a wsAction) (event.Filter, *event.ID, error) {
 	cur := w.asked
 	topics := cur.TopicStrings()
 	if len(cur.Topics) == 0 && !cur.Nothing {
@@ -222,9 +223,9 @@ func (w *wsConn) nextFilter(a wsAction) (streams.Filter, *streams.ID, error) {
 		}
 		topics = kept
 	}
-	f, err := streams.NewFilter(topics, types)
+	f, err := event.NewFilter(topics, types)
 	if err != nil {
-		return streams.Filter{}, nil, err
+		return event.Filter{}, nil, err
 	}
 	f.Nothing = len(topics) == 0 // unsubscribed from every topic
 	if a.Since == nil || a.Action != "subscribe" {
@@ -232,7 +233,7 @@ func (w *wsConn) nextFilter(a wsAction) (streams.Filter, *streams.ID, error) {
 	}
 	start, err := streams.ParseStart(*a.Since)
 	if err != nil {
-		return streams.Filter{}, nil, err
+		return event.Filter{}, nil, err
 	}
 	if start.Live {
 		return f, nil, nil

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/eventgate/eventgate/auth"
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -52,8 +53,8 @@ type wsConn struct {
 	phase uint8 // the part of the heartbeat interval in which it is pinged (wsConns)
 
 	// Owned by the writer (one at a time; mu orders the hand-over between writer runs).
-	asked     streams.Filter // the filter as the client asked for it, before the topic grants
-	retryRead *time.Timer    // set while the store fails during catch-up
+	asked     event.Filter // the filter as the client asked for it, before the topic grants
+	retryRead *time.Timer  // set while the store fails during catch-up
 
 	mu sync.Mutex
 	// taken is signalled when the writer takes the pending message, or the connection stops: the
@@ -73,7 +74,7 @@ type wsConn struct {
 	reason     string // why it ended: the first stop's
 }
 
-func newWSConn(s *Server, principal *auth.Principal, asked streams.Filter) *wsConn {
+func newWSConn(s *Server, principal *auth.Principal, asked event.Filter) *wsConn {
 	w := &wsConn{s: s, principal: principal, asked: asked, writing: true} // writing: see websocket
 	w.taken.L = &w.mu
 	return w
@@ -173,7 +174,7 @@ func (w *wsConn) sendControl(kind int, data []byte) bool {
 // deliver writes what the subscription has ready. A store error while catching up keeps the
 // connection and wakes the writer again a second later.
 func (w *wsConn) deliver() bool {
-	ep := eventSlices.Get().(*[]*streams.Event) // pooled: an idle connection holds no batch
+	ep := eventSlices.Get().(*[]*event.Event) // pooled: an idle connection holds no batch
 	defer func() { *ep = (*ep)[:0]; eventSlices.Put(ep) }()
 	// Store reads during catch-up carry their own timeouts.
 	events, err := w.sub.Next(context.Background(), (*ep)[:0])

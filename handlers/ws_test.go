@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 )
@@ -55,15 +56,15 @@ func readJSON(t *testing.T, conn *websocket.Conn) map[string]any {
 	return m
 }
 
-func publishN(t *testing.T, log streams.Log, n int, typ, data string) []streams.ID {
+func publishN(t *testing.T, log streams.Log, n int, typ, data string) []event.ID {
 	t.Helper()
-	var ids []streams.ID
+	var ids []event.ID
 	for i := 0; i < n; i++ {
-		d, err := streams.ParseDraft([]byte(fmt.Sprintf(`{"type":%q,"data":%s}`, typ, fmt.Sprintf(data, i%101))))
+		d, err := event.ParseDraft([]byte(fmt.Sprintf(`{"type":%q,"data":%s}`, typ, fmt.Sprintf(data, i%101))))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := log.Append(context.Background(), []streams.Draft{d})
+		got, err := log.Append(context.Background(), []event.Draft{d})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +270,7 @@ func TestSSEJoinPosition(t *testing.T) {
 		head = append(head, line)
 	}
 	resp.Body.Close() // dropped before any event
-	joined, err := streams.ParseID(strings.TrimSuffix(strings.TrimPrefix(head[2], "id: "), "\n"))
+	joined, err := event.ParseID(strings.TrimSuffix(strings.TrimPrefix(head[2], "id: "), "\n"))
 	if head[0] != "retry: 2000\n" || head[1] != "\n" || err != nil || head[3] != "\n" {
 		t.Fatalf("stream head %q, want retry: then an id-only block", head)
 	}
@@ -292,7 +293,7 @@ func TestSSEJoinPosition(t *testing.T) {
 		if !ok {
 			continue
 		}
-		id, err := streams.ParseID(v)
+		id, err := event.ParseID(v)
 		if err != nil || !joined.Less(id) {
 			t.Fatalf("resumed with %q, not after the join position %v", v, joined)
 		}
@@ -316,7 +317,7 @@ func TestWebSocketJoinPosition(t *testing.T) {
 	first := readJSON(t, conn)
 	conn.Close() // dropped before any event
 	pos, _ := first["position"].(string)
-	if _, err := streams.ParseID(pos); err != nil || first["type"] != "subscribed" {
+	if _, err := event.ParseID(pos); err != nil || first["type"] != "subscribed" {
 		t.Fatalf("first frame %v, want subscribed with a position", first)
 	}
 	missed := publishN(t, log, 1, "job.progress", progressData)

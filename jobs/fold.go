@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 // Job statuses (SPEC §5).
@@ -64,12 +64,12 @@ type jobData struct {
 // idempotent and order-safe: an event at or before st's last event is ignored, and a job never
 // moves backwards (queued → running → completed/failed; percent never decreases while running;
 // a finished job stays finished).
-func Fold(st State, e *streams.Event) (State, bool) {
+func Fold(st State, e *event.Event) (State, bool) {
 	if !strings.HasPrefix(e.Type, "job.") {
 		return st, false
 	}
 	if st.LastEventID != "" {
-		if last, err := streams.ParseID(st.LastEventID); err == nil && !last.Less(e.ID) {
+		if last, err := event.ParseID(st.LastEventID); err == nil && !last.Less(e.ID) {
 			return st, false
 		}
 	}
@@ -83,8 +83,8 @@ func Fold(st State, e *streams.Event) (State, bool) {
 		next.JobType = d.JobType
 	}
 	status := map[string]string{
-		streams.TypeJobQueued: Queued, streams.TypeJobStarted: Running, streams.TypeJobProgress: Running,
-		streams.TypeJobCompleted: Completed, streams.TypeJobFailed: Failed,
+		event.TypeJobQueued: Queued, event.TypeJobStarted: Running, event.TypeJobProgress: Running,
+		event.TypeJobCompleted: Completed, event.TypeJobFailed: Failed,
 	}[e.Type]
 	switch {
 	case rank(status) > rank(st.Status):
@@ -95,12 +95,12 @@ func Fold(st State, e *streams.Event) (State, bool) {
 		return next, next != st
 	}
 	switch e.Type {
-	case streams.TypeJobProgress:
+	case event.TypeJobProgress:
 		next.Percent = max(next.Percent, d.Percent)
 		next.Message = d.Message
-	case streams.TypeJobCompleted:
+	case event.TypeJobCompleted:
 		next.Percent = 100
-	case streams.TypeJobFailed:
+	case event.TypeJobFailed:
 		next.Error = d.Error
 	}
 	next.UpdatedAt = e.Time()
@@ -109,12 +109,12 @@ func Fold(st State, e *streams.Event) (State, bool) {
 }
 
 // FoldQueue applies a queue.status event; the newest event wins.
-func FoldQueue(st QueueState, e *streams.Event) (QueueState, bool) {
-	if e.Type != streams.TypeQueueStatus {
+func FoldQueue(st QueueState, e *event.Event) (QueueState, bool) {
+	if e.Type != event.TypeQueueStatus {
 		return st, false
 	}
 	if st.LastEventID != "" {
-		if last, err := streams.ParseID(st.LastEventID); err == nil && !last.Less(e.ID) {
+		if last, err := event.ParseID(st.LastEventID); err == nil && !last.Less(e.ID) {
 			return st, false
 		}
 	}

@@ -5,14 +5,14 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/jobs"
-	"github.com/eventgate/eventgate/streams"
 )
 
 const jobA = "6f1c2a9e-1d4b-4c59-9d1e-6a2b3c4d5e6f"
 
 // jobLife is one job's events in log order.
-func jobLife(t *testing.T) []*streams.Event {
+func jobLife(t *testing.T) []*event.Event {
 	t.Helper()
 	raw := []string{
 		`{"type":"job.queued","data":{"job_id":"` + jobA + `","job_type":"resize"}}`,
@@ -21,18 +21,18 @@ func jobLife(t *testing.T) []*streams.Event {
 		`{"type":"job.progress","data":{"job_id":"` + jobA + `","percent":60,"message":"b"}}`,
 		`{"type":"job.completed","data":{"job_id":"` + jobA + `","job_type":"resize"}}`,
 	}
-	out := make([]*streams.Event, len(raw))
+	out := make([]*event.Event, len(raw))
 	for i, r := range raw {
-		d, err := streams.ParseDraft([]byte(r))
+		d, err := event.ParseDraft([]byte(r))
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[i] = streams.NewEvent(streams.ID{MS: 1000, Seq: uint64(i)}, d)
+		out[i] = event.NewEvent(event.ID{MS: 1000, Seq: uint64(i)}, d)
 	}
 	return out
 }
 
-func foldAll(events []*streams.Event) (jobs.State, []jobs.State) {
+func foldAll(events []*event.Event) (jobs.State, []jobs.State) {
 	var st jobs.State
 	var steps []jobs.State
 	for _, e := range events {
@@ -68,14 +68,14 @@ func TestFoldJobInOrder(t *testing.T) {
 func TestFoldJobShuffledAndDuplicated(t *testing.T) {
 	t.Parallel()
 	life := jobLife(t)
-	inOrder, _ := foldAll(append(append([]*streams.Event{}, life...), life...)) // replayed whole
+	inOrder, _ := foldAll(append(append([]*event.Event{}, life...), life...)) // replayed whole
 	if want, _ := foldAll(life); inOrder != want {
 		t.Fatalf("replaying changed the state: %+v vs %+v", inOrder, want)
 	}
 	rank := map[string]int{"": 0, "queued": 1, "running": 2, "completed": 3}
 	r := rand.New(rand.NewPCG(1, 2))
 	for trial := range 500 {
-		seq := append(append([]*streams.Event{}, life...), life[r.IntN(len(life))], life[r.IntN(len(life))])
+		seq := append(append([]*event.Event{}, life...), life[r.IntN(len(life))], life[r.IntN(len(life))])
 		r.Shuffle(len(seq), func(i, j int) { seq[i], seq[j] = seq[j], seq[i] })
 		final, steps := foldAll(seq)
 		for i := 1; i < len(steps); i++ {
@@ -90,8 +90,8 @@ func TestFoldJobShuffledAndDuplicated(t *testing.T) {
 }
 
 func ExampleFold() {
-	d, _ := streams.ParseDraft([]byte(`{"type":"job.progress","data":{"job_id":"` + jobA + `","percent":40}}`))
-	st, changed := jobs.Fold(jobs.State{}, streams.NewEvent(streams.ID{MS: 1732650000000}, d))
+	d, _ := event.ParseDraft([]byte(`{"type":"job.progress","data":{"job_id":"` + jobA + `","percent":40}}`))
+	st, changed := jobs.Fold(jobs.State{}, event.NewEvent(event.ID{MS: 1732650000000}, d))
 	fmt.Println(st.Status, st.Percent, changed)
 	// Output: running 40 true
 }

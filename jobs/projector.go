@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -32,7 +33,7 @@ func NewProjector(h *streams.Hub, s Store, logger *slog.Logger) *Projector {
 // Run folds until ctx ends. Store errors are retried from the last folded position, waiting
 // 100ms and doubling up to 5s between attempts.
 func (p *Projector) Run(ctx context.Context) error {
-	f, _ := streams.NewFilter([]string{"jobs/*", "queue"}, nil)
+	f, _ := event.NewFilter([]string{"jobs/*", "queue"}, nil)
 	for failures := 0; ; failures++ {
 		err := p.run(ctx, f)
 		if ctx.Err() != nil {
@@ -49,21 +50,21 @@ func (p *Projector) Run(ctx context.Context) error {
 	}
 }
 
-func (p *Projector) run(ctx context.Context, f streams.Filter) error {
+func (p *Projector) run(ctx context.Context, f event.Filter) error {
 	cursor, err := p.store.Cursor(ctx)
 	if err != nil {
 		return err
 	}
 	start := streams.After(cursor)
 	if cursor.IsZero() {
-		start = streams.After(streams.ID{}) // fold everything still in the log
+		start = streams.After(event.ID{}) // fold everything still in the log
 	}
 	sub, err := p.hub.Subscribe(ctx, f, start)
 	if err != nil {
 		return err
 	}
 	defer sub.Close()
-	buf := make([]*streams.Event, 0, 256)
+	buf := make([]*event.Event, 0, 256)
 	for {
 		select {
 		case <-ctx.Done():
@@ -90,10 +91,10 @@ func (p *Projector) run(ctx context.Context, f streams.Filter) error {
 	}
 }
 
-func (p *Projector) apply(ctx context.Context, e *streams.Event) error {
+func (p *Projector) apply(ctx context.Context, e *event.Event) error {
 	for range 16 { // compare-and-set retries when another instance folds concurrently
 		var swapped bool
-		if e.Type == streams.TypeQueueStatus {
+		if e.Type == event.TypeQueueStatus {
 			st, _, err := p.store.Queue(ctx)
 			if err != nil {
 				return err

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/jobs"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
@@ -29,11 +30,11 @@ func TestProjectorFoldsLog(t *testing.T) {
 		`{"type":"queue.status","data":{"pending":3,"active":0}}`,
 	}
 	for _, r := range raw {
-		d, err := streams.ParseDraft([]byte(r))
+		d, err := event.ParseDraft([]byte(r))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids, err := log.Append(context.Background(), []streams.Draft{d})
+		ids, err := log.Append(context.Background(), []event.Draft{d})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/jobs"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
@@ -14,7 +15,7 @@ import (
 
 // queueHub runs, until the test ends, a hub whose resyncs carry the queue status q, over a ring
 // of 5 that was handed 20 events; it returns the hub and the events' positions.
-func queueHub(t *testing.T, q jobs.QueueState) (*streams.Hub, []streams.ID) {
+func queueHub(t *testing.T, q jobs.QueueState) (*streams.Hub, []event.ID) {
 	t.Helper()
 	log := store.NewMemory(5)
 	log.SetPoll(20 * time.Millisecond)
@@ -24,9 +25,9 @@ func queueHub(t *testing.T, q jobs.QueueState) (*streams.Hub, []streams.ID) {
 	}
 	h := streams.NewHub(log, streams.HubOptions{Resync: jobs.ResyncQueue(state)})
 	go func() { _ = h.Run(t.Context()) }()
-	drafts := make([]streams.Draft, 20)
+	drafts := make([]event.Draft, 20)
 	for pct := range drafts {
-		d, err := streams.ParseDraft(fmt.Appendf(nil, `{"type":"job.progress","data":{"job_id":%q,"percent":%d}}`, jobA, pct))
+		d, err := event.ParseDraft(fmt.Appendf(nil, `{"type":"job.progress","data":{"job_id":%q,"percent":%d}}`, jobA, pct))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,9 +41,9 @@ func queueHub(t *testing.T, q jobs.QueueState) (*streams.Hub, []streams.ID) {
 }
 
 // firstEvent subscribes to h with topics from start and returns the first event delivered.
-func firstEvent(t *testing.T, h *streams.Hub, topics []string, start streams.Start) *streams.Event {
+func firstEvent(t *testing.T, h *streams.Hub, topics []string, start streams.Start) *event.Event {
 	t.Helper()
-	f, err := streams.NewFilter(topics, nil)
+	f, err := event.NewFilter(topics, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +104,8 @@ func TestResyncQueueWireForm(t *testing.T) {
 	if ok, _ := state.SwapQueue(context.Background(), "", q); !ok {
 		t.Fatal("swap")
 	}
-	extra := jobs.ResyncQueue(state)(context.Background(), streams.Filter{})
-	got := streams.NewResync(streams.ReasonTruncated, streams.ID{MS: 1}, streams.ID{MS: 2}, streams.ID{MS: 2}, extra)
+	extra := jobs.ResyncQueue(state)(context.Background(), event.Filter{})
+	got := streams.NewResync(streams.ReasonTruncated, event.ID{MS: 1}, event.ID{MS: 2}, event.ID{MS: 2}, extra)
 	want := `{"type":"resync","reason":"history_truncated","requested":"1-0","oldest":"2-0",` +
 		`"queue":{"pending":9,"active":1,"updated_at":"2024-11-26T19:40:00.123Z","last_event_id":"1732650000123-0"}}`
 	if string(got.JSON) != want {

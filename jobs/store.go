@@ -3,7 +3,7 @@ package jobs
 import (
 	"context"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 // Store keeps folded job and queue state, shared by every instance when in Redis. Updates are
@@ -20,7 +20,7 @@ type Store interface {
 	// SwapQueue is SwapJob for the queue state.
 	SwapQueue(ctx context.Context, prev string, next QueueState) (swapped bool, err error)
 	// Cursor returns the position up to which the log has been folded (zero when never).
-	Cursor(ctx context.Context) (streams.ID, error)
+	Cursor(ctx context.Context) (event.ID, error)
 	// SetCursor records the folded position.
-	SetCursor(ctx context.Context, id streams.ID) error
+	SetCursor(ctx context.Context, id event.ID) error
 }

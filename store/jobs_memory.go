@@ -5,8 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/jobs"
-	"github.com/eventgate/eventgate/streams"
 )
 
 var _ jobs.Store = (*MemoryJobs)(nil)
@@ -18,7 +18,7 @@ type MemoryJobs struct {
 	mu     sync.Mutex
 	jobs   map[string]memoryJob
 	queue  jobs.QueueState
-	cursor streams.ID
+	cursor event.ID
 	now    func() time.Time
 }
 
@@ -90,14 +90,14 @@ func (m *MemoryJobs) SwapQueue(_ context.Context, prev string, next jobs.QueueSt
 }
 
 // Cursor returns the folded position.
-func (m *MemoryJobs) Cursor(context.Context) (streams.ID, error) {
+func (m *MemoryJobs) Cursor(context.Context) (event.ID, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.cursor, nil
 }
 
 // SetCursor records the folded position.
-func (m *MemoryJobs) SetCursor(_ context.Context, id streams.ID) error {
+func (m *MemoryJobs) SetCursor(_ context.Context, id event.ID) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cursor.Less(id) {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/jobs"
-	"github.com/eventgate/eventgate/streams"
 )
 
 var _ jobs.Store = (*RedisJobs)(nil)
@@ -103,19 +103,19 @@ func (r *RedisJobs) SwapQueue(ctx context.Context, prev string, next jobs.QueueS
 }
 
 // Cursor returns the folded position.
-func (r *RedisJobs) Cursor(ctx context.Context) (streams.ID, error) {
+func (r *RedisJobs) Cursor(ctx context.Context) (event.ID, error) {
 	v, err := r.client.Get(ctx, r.prefix+"jobs:cursor").Result()
 	if errors.Is(err, redis.Nil) {
-		return streams.ID{}, nil
+		return event.ID{}, nil
 	}
 	if err != nil {
-		return streams.ID{}, redisFail(ctx, "job cursor read", err)
+		return event.ID{}, redisFail(ctx, "job cursor read", err)
 	}
-	return streams.ParseID(v)
+	return event.ParseID(v)
 }
 
 // SetCursor records the folded position; it never moves the cursor back.
-func (r *RedisJobs) SetCursor(ctx context.Context, id streams.ID) error {
+func (r *RedisJobs) SetCursor(ctx context.Context, id event.ID) error {
 	err := setMaxScript.Run(ctx, r.client, []string{r.prefix + "jobs:cursor"}, id.String(), id.MS, id.Seq).Err()
 	if err != nil {
 		return redisFail(ctx, "job cursor write", err)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -21,10 +22,10 @@ const defaultMemoryPoll = 2 * time.Second
 // which also defines the total order.
 type Memory struct {
 	mu         sync.Mutex
-	ring       []*streams.Event // capacity retention, logical index i at ring[(start+i)%len(ring)]
+	ring       []*event.Event // capacity retention, logical index i at ring[(start+i)%len(ring)]
 	start, n   int
-	last       streams.ID
-	maxDeleted streams.ID
+	last       event.ID
+	maxDeleted event.ID
 	wake       chan struct{} // closed and replaced on every append, waking Tail
 	poll       time.Duration
 	now        func() time.Time
@@ -36,7 +37,7 @@ func NewMemory(retention int) *Memory {
 		retention = 1
 	}
 	return &Memory{
-		ring: make([]*streams.Event, retention),
+		ring: make([]*event.Event, retention),
 		wake: make(chan struct{}),
 		poll: defaultMemoryPoll,
 		now:  time.Now,
@@ -49,25 +50,25 @@ func (m *Memory) SetPoll(d time.Duration) { m.poll = d }
 
 // Append places drafts at the end of the ring atomically, evicting the oldest events when full.
 // IDs are <unix ms>-<seq>, strictly increasing even if the clock steps back.
-func (m *Memory) Append(ctx context.Context, drafts []streams.Draft) ([]streams.ID, error) {
+func (m *Memory) Append(ctx context.Context, drafts []event.Draft) ([]event.ID, error) {
 	if len(drafts) == 0 {
 		return nil, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ids := make([]streams.ID, len(drafts))
+	ids := make([]event.ID, len(drafts))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ms := uint64(m.now().UnixMilli())
 	for i, d := range drafts {
-		id := streams.ID{MS: ms}
+		id := event.ID{MS: ms}
 		if id.Compare(m.last) <= 0 {
 			id = m.last.Next()
 		}
 		m.last = id
 		ids[i] = id
-		m.push(streams.NewEvent(id, d))
+		m.push(event.NewEvent(id, d))
 	}
 	close(m.wake)
 	m.wake = make(chan struct{})
@@ -75,7 +76,7 @@ func (m *Memory) Append(ctx context.Context, drafts []streams.Draft) ([]streams.
 }
 
 // push appends e, evicting the oldest event when the ring is full. Caller holds mu.
-func (m *Memory) push(e *streams.Event) {
+func (m *Memory) push(e *event.Event) {
 	if m.n == len(m.ring) {
 		m.maxDeleted = m.ring[m.start].ID
 		m.ring[m.start] = e
@@ -86,10 +87,10 @@ func (m *Memory) push(e *streams.Event) {
 	m.n++
 }
 
-func (m *Memory) at(i int) *streams.Event { return m.ring[(m.start+i)%len(m.ring)] }
+func (m *Memory) at(i int) *event.Event { return m.ring[(m.start+i)%len(m.ring)] }
 
 // Read returns up to limit events after after, with the bounds at the same instant.
-func (m *Memory) Read(ctx context.Context, after streams.ID, limit int) (streams.Page, error) {
+func (m *Memory) Read(ctx context.Context, after event.ID, limit int) (streams.Page, error) {
 	if err := ctx.Err(); err != nil {
 		return streams.Page{}, err
 	}
@@ -98,7 +99,7 @@ func (m *Memory) Read(ctx context.Context, after streams.ID, limit int) (streams
 	return m.readLocked(after, limit), nil
 }
 
-func (m *Memory) readLocked(after streams.ID, limit int) streams.Page {
+func (m *Memory) readLocked(after event.ID, limit int) streams.Page {
 	p := streams.Page{Next: after, Bounds: streams.Bounds{Last: m.last, MaxDeleted: m.maxDeleted, Trimmed: !m.maxDeleted.IsZero()}}
 	if m.n > 0 {
 		p.Bounds.First = m.at(0).ID
@@ -108,7 +109,7 @@ func (m *Memory) readLocked(after streams.ID, limit int) streams.Page {
 		return p
 	}
 	k := min(limit, m.n-i)
-	p.Events = make([]*streams.Event, k)
+	p.Events = make([]*event.Event, k)
 	for j := range k {
 		p.Events[j] = m.at(i + j)
 	}
@@ -118,13 +119,13 @@ func (m *Memory) readLocked(after streams.ID, limit int) streams.Page {
 
 // Bounds returns what the ring holds now.
 func (m *Memory) Bounds(ctx context.Context) (streams.Bounds, error) {
-	p, err := m.Read(ctx, streams.ID{}, 0) // limit 0: bounds only
+	p, err := m.Read(ctx, event.ID{}, 0) // limit 0: bounds only
 	return p.Bounds, err
 }
 
 // Tail waits until there are events after after (or the poll interval passes, or ctx ends) and
 // returns up to limit of them.
-func (m *Memory) Tail(ctx context.Context, after streams.ID, limit int) (streams.Page, error) {
+func (m *Memory) Tail(ctx context.Context, after event.ID, limit int) (streams.Page, error) {
 	timer := time.NewTimer(m.poll)
 	defer timer.Stop()
 	for {

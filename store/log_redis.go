@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -37,8 +38,8 @@ type RedisOptions struct {
 	// OnInvalid is called for every invalid stream entry skipped (a producer's direct XADD of bad
 	// JSON, an unknown type, or an entry without the "event" field). It is called from the
 	// goroutine calling Read or Tail, possibly concurrently, and once per examination: a range read
-	// twice reports its invalid entries twice. err wraps streams.ErrInvalidEvent.
-	OnInvalid func(id streams.ID, err error)
+	// twice reports its invalid entries twice. err wraps event.ErrInvalidEvent.
+	OnInvalid func(id event.ID, err error)
 }
 
 // Redis is a streams.Log on one Redis Stream used as a capped ring (XADD … MAXLEN ~ retention).
@@ -55,7 +56,7 @@ type Redis struct {
 	retention int64
 	block     time.Duration
 	logger    *slog.Logger
-	onInvalid func(streams.ID, error)
+	onInvalid func(event.ID, error)
 }
 
 // NewRedis returns a log on the stream key. client serves Append, Read and Ping; tail serves the
@@ -98,7 +99,7 @@ func (r *Redis) Ping(ctx context.Context) error {
 
 // Append adds drafts in one MULTI/EXEC transaction (all or none) and returns their IDs in input
 // order. Zero drafts is a no-op that does not contact the server.
-func (r *Redis) Append(ctx context.Context, drafts []streams.Draft) ([]streams.ID, error) {
+func (r *Redis) Append(ctx context.Context, drafts []event.Draft) ([]event.ID, error) {
 	if len(drafts) == 0 {
 		return nil, nil
 	}
@@ -118,9 +119,9 @@ func (r *Redis) Append(ctx context.Context, drafts []streams.Draft) ([]streams.I
 	if err != nil {
 		return nil, redisFail(ctx, "append", err)
 	}
-	ids := make([]streams.ID, len(cmds))
+	ids := make([]event.ID, len(cmds))
 	for i, c := range cmds {
-		id, err := streams.ParseID(c.Val())
+		id, err := event.ParseID(c.Val())
 		if err != nil {
 			return nil, fmt.Errorf("redis append: %w: unexpected XADD reply: %w", streams.ErrUnavailable, err)
 		}
@@ -133,9 +134,9 @@ func (r *Redis) Append(ctx context.Context, drafts []streams.Draft) ([]streams.I
 // one MULTI/EXEC (XINFO STREAM + XRANGE) so that they are consistent. A missing key is an empty
 // log with zero bounds. Invalid entries are skipped and reported (see RedisOptions.OnInvalid);
 // Page.Next is the last entry examined, valid or not, or after when none was.
-func (r *Redis) Read(ctx context.Context, after streams.ID, limit int) (streams.Page, error) {
+func (r *Redis) Read(ctx context.Context, after event.ID, limit int) (streams.Page, error) {
 	page := streams.Page{Next: after}
-	maxID := streams.ID{MS: ^uint64(0), Seq: ^uint64(0)}
+	maxID := event.ID{MS: ^uint64(0), Seq: ^uint64(0)}
 	readRange := limit > 0 && after != maxID // nothing can follow the largest ID
 	var (
 		info *redis.XInfoStreamCmd
@@ -196,7 +197,7 @@ func (r *Redis) Bounds(ctx context.Context) (streams.Bounds, error) {
 // before the socket deadline); a timeout returns an empty page with Next == after and nil error. A
 // cancelled ctx is noticed between calls, at the latest after one block. Invalid entries are
 // skipped and reported as in Read, and Next moves past them.
-func (r *Redis) Tail(ctx context.Context, after streams.ID, limit int) (streams.Page, error) {
+func (r *Redis) Tail(ctx context.Context, after event.ID, limit int) (streams.Page, error) {
 	page := streams.Page{Next: after}
 	if err := ctx.Err(); err != nil {
 		return page, err
@@ -237,20 +238,20 @@ func (r *Redis) Tail(ctx context.Context, after streams.ID, limit int) (streams.
 // decode appends the valid events of msgs to page and advances page.Next past every entry.
 func (r *Redis) decode(page *streams.Page, msgs []redis.XMessage) error {
 	if len(msgs) > 0 {
-		page.Events = make([]*streams.Event, 0, len(msgs))
+		page.Events = make([]*event.Event, 0, len(msgs))
 	}
 	for _, m := range msgs {
-		id, err := streams.ParseID(m.ID)
+		id, err := event.ParseID(m.ID)
 		if err != nil {
 			return fmt.Errorf("unexpected entry id: %w", err)
 		}
 		page.Next = id
 		raw, ok := m.Values[entryField].(string)
 		if !ok {
-			r.invalid(id, fmt.Errorf("%w: stream entry has no %q field", streams.ErrInvalidEvent, entryField))
+			r.invalid(id, fmt.Errorf("%w: stream entry has no %q field", event.ErrInvalidEvent, entryField))
 			continue
 		}
-		ev, err := streams.DecodeEntry(id, []byte(raw))
+		ev, err := event.DecodeEntry(id, []byte(raw))
 		if err != nil {
 			r.invalid(id, err)
 			continue
@@ -260,7 +261,7 @@ func (r *Redis) decode(page *streams.Page, msgs []redis.XMessage) error {
 	return nil
 }
 
-func (r *Redis) invalid(id streams.ID, err error) {
+func (r *Redis) invalid(id event.ID, err error) {
 	if r.logger != nil {
 		r.logger.Warn("skipping invalid stream entry", "stream", r.key, "id", id.String(), "error", err)
 	}
@@ -283,7 +284,7 @@ func (r *Redis) invalid(id streams.ID, err error) {
 func boundsOf(info *redis.XInfoStream) (streams.Bounds, error) {
 	var b streams.Bounds
 	for _, f := range []struct {
-		dst *streams.ID
+		dst *event.ID
 		s   string
 	}{
 		{&b.First, info.FirstEntry.ID},
@@ -293,7 +294,7 @@ func boundsOf(info *redis.XInfoStream) (streams.Bounds, error) {
 		if f.s == "" {
 			continue
 		}
-		id, err := streams.ParseID(f.s)
+		id, err := event.ParseID(f.s)
 		if err != nil {
 			return streams.Bounds{}, fmt.Errorf("unexpected XINFO STREAM reply: %w", err)
 		}

@@ -5,12 +5,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
 func TestBoundsOf(t *testing.T) {
 	t.Parallel()
-	id := func(ms, seq uint64) streams.ID { return streams.ID{MS: ms, Seq: seq} }
+	id := func(ms, seq uint64) event.ID { return event.ID{MS: ms, Seq: seq} }
 	const maxSeq = ^uint64(0)
 	tests := []struct {
 		name string

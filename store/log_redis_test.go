@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/store/redistest"
 	"github.com/eventgate/eventgate/store/storetest"
@@ -47,11 +48,11 @@ func TestRedisLog(t *testing.T) {
 // invalidCounter records OnInvalid calls; safe for concurrent use.
 type invalidCounter struct {
 	mu  sync.Mutex
-	ids []streams.ID
+	ids []event.ID
 }
 
-func (c *invalidCounter) add(id streams.ID, err error) {
-	if !errors.Is(err, streams.ErrInvalidEvent) {
+func (c *invalidCounter) add(id event.ID, err error) {
+	if !errors.Is(err, event.ErrInvalidEvent) {
 		panic("OnInvalid error does not wrap ErrInvalidEvent: " + err.Error())
 	}
 	c.mu.Lock()
@@ -59,7 +60,7 @@ func (c *invalidCounter) add(id streams.ID, err error) {
 	c.ids = append(c.ids, id)
 }
 
-func (c *invalidCounter) take() []streams.ID {
+func (c *invalidCounter) take() []event.ID {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ids := c.ids
@@ -86,13 +87,13 @@ func TestRedisProducerEntries(t *testing.T) {
 		{"unknown field", []any{"event", `{"type":"queue.status","data":{"pending":1,"active":2,"x":1}}`}, false},
 		{"no event field", []any{"payload", storetest.Queue}, false},
 	}
-	var ids, valid, invalid []streams.ID
+	var ids, valid, invalid []event.ID
 	for _, e := range entries {
 		s, err := client.XAdd(ctx, &redis.XAddArgs{Stream: log.Key(), Values: e.values}).Result()
 		if err != nil {
 			t.Fatalf("XADD %s: %v", e.name, err)
 		}
-		id, err := streams.ParseID(s)
+		id, err := event.ParseID(s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,13 +107,13 @@ func TestRedisProducerEntries(t *testing.T) {
 	last := ids[len(ids)-1]
 	tests := []struct {
 		name  string
-		call  func(context.Context, streams.ID, int) (streams.Page, error)
-		after streams.ID
-		want  []streams.ID
-		bad   []streams.ID
+		call  func(context.Context, event.ID, int) (streams.Page, error)
+		after event.ID
+		want  []event.ID
+		bad   []event.ID
 	}{
-		{"Read all", log.Read, streams.ID{}, valid, invalid},
-		{"Tail all", log.Tail, streams.ID{}, valid, invalid},
+		{"Read all", log.Read, event.ID{}, valid, invalid},
+		{"Tail all", log.Tail, event.ID{}, valid, invalid},
 		{"Read after last valid", log.Read, valid[1], nil, invalid[1:]},
 		{"Tail after last valid", log.Tail, valid[1], nil, invalid[1:]},
 	}
@@ -121,7 +122,7 @@ func TestRedisProducerEntries(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		var got []streams.ID
+		var got []event.ID
 		for _, e := range p.Events {
 			got = append(got, e.ID)
 		}
@@ -156,9 +157,9 @@ func TestRedisUnavailable(t *testing.T) {
 		name string
 		call func(ctx context.Context) error
 	}{
-		{"Append", func(ctx context.Context) error { _, err := log.Append(ctx, []streams.Draft{draft}); return err }},
-		{"Read", func(ctx context.Context) error { _, err := log.Read(ctx, streams.ID{}, 10); return err }},
-		{"Tail", func(ctx context.Context) error { _, err := log.Tail(ctx, streams.ID{}, 10); return err }},
+		{"Append", func(ctx context.Context) error { _, err := log.Append(ctx, []event.Draft{draft}); return err }},
+		{"Read", func(ctx context.Context) error { _, err := log.Read(ctx, event.ID{}, 10); return err }},
+		{"Tail", func(ctx context.Context) error { _, err := log.Tail(ctx, event.ID{}, 10); return err }},
 		{"Bounds", func(ctx context.Context) error { _, err := log.Bounds(ctx); return err }},
 		{"Ping", log.Ping},
 	}
@@ -187,7 +188,7 @@ func TestRedisTailHonoursDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 400*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	p, err := log.Tail(ctx, streams.ID{}, 10)
+	p, err := log.Tail(ctx, event.ID{}, 10)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("Tail took %v with a 400ms deadline and a 30s block", d)
 	}
@@ -211,7 +212,7 @@ func TestRedisBoundsAfterDeletes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := log.Read(ctx, streams.ID{}, 1)
+		p, err := log.Read(ctx, event.ID{}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

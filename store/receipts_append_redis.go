@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -43,7 +44,7 @@ return ids
 // claimed by a request in flight returns an error wrapping streams.ErrKeyInFlight. A failure
 // wraps streams.ErrUnavailable or the context's error; then the outcome is unknown, and a retry
 // with the same key resolves it (replay or append, never both).
-func (r *RedisReceipts) AppendOnce(ctx context.Context, log streams.Log, key string, drafts []streams.Draft, ttl time.Duration) ([]streams.ID, []byte, bool, error) {
+func (r *RedisReceipts) AppendOnce(ctx context.Context, log streams.Log, key string, drafts []event.Draft, ttl time.Duration) ([]event.ID, []byte, bool, error) {
 	rl, ok := log.(*Redis)
 	if !ok || len(drafts) == 0 {
 		return nil, nil, false, nil
@@ -65,9 +66,9 @@ func (r *RedisReceipts) AppendOnce(ctx context.Context, log streams.Log, key str
 	case len(raw) != len(drafts)+1 || raw[0] != "new":
 		return nil, nil, true, fmt.Errorf("redis append with receipt: %w: unexpected reply %q", streams.ErrUnavailable, raw)
 	}
-	ids := make([]streams.ID, len(drafts))
+	ids := make([]event.ID, len(drafts))
 	for i, s := range raw[1:] {
-		if ids[i], err = streams.ParseID(s); err != nil {
+		if ids[i], err = event.ParseID(s); err != nil {
 			return nil, nil, true, fmt.Errorf("redis append with receipt: %w: %w", streams.ErrUnavailable, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/store/redistest"
 	"github.com/eventgate/eventgate/store/storetest"
@@ -27,7 +28,7 @@ func TestRedisAppendOnce(t *testing.T) {
 	if !ok || err != nil || len(ids) != 3 || prior != nil {
 		t.Fatalf("AppendOnce: %v %q %v %v", ids, prior, ok, err)
 	}
-	page, err := log.Read(ctx, streams.ID{}, 10)
+	page, err := log.Read(ctx, event.ID{}, 10)
 	if err != nil || len(page.Events) != 3 || page.Events[2].ID != ids[2] {
 		t.Fatalf("log holds %d events (%v), want the 3 appended", len(page.Events), err)
 	}

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/webhooks"
 )
 
@@ -28,10 +28,10 @@ type MemoryWebhooks struct {
 
 type memoryEndpoint struct {
 	hook     webhooks.Webhook
-	cursor   streams.ID
+	cursor   event.ID
 	owner    string
 	until    time.Time // lease expiry
-	retries  map[streams.ID]*webhooks.Retry
+	retries  map[event.ID]*webhooks.Retry
 	log      []webhooks.Delivery // newest last
 	sequence int                 // creation order
 }
@@ -65,7 +65,7 @@ func copyHook(w webhooks.Webhook) webhooks.Webhook {
 }
 
 // CreateWebhook stores w with its cursor, unless limit > 0 endpoints exist already.
-func (m *MemoryWebhooks) CreateWebhook(_ context.Context, w webhooks.Webhook, cursor streams.ID, limit int) error {
+func (m *MemoryWebhooks) CreateWebhook(_ context.Context, w webhooks.Webhook, cursor event.ID, limit int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.eps[w.ID] != nil {
@@ -75,7 +75,7 @@ func (m *MemoryWebhooks) CreateWebhook(_ context.Context, w webhooks.Webhook, cu
 		return tooManyWebhooks(limit)
 	}
 	m.seq++
-	m.eps[w.ID] = &memoryEndpoint{hook: copyHook(w), cursor: cursor, retries: make(map[streams.ID]*webhooks.Retry), sequence: m.seq}
+	m.eps[w.ID] = &memoryEndpoint{hook: copyHook(w), cursor: cursor, retries: make(map[event.ID]*webhooks.Retry), sequence: m.seq}
 	return nil
 }
 
@@ -160,18 +160,18 @@ func (m *MemoryWebhooks) ReleaseWebhook(_ context.Context, id, owner string) err
 }
 
 // WebhookCursor returns the cursor.
-func (m *MemoryWebhooks) WebhookCursor(_ context.Context, id string) (streams.ID, error) {
+func (m *MemoryWebhooks) WebhookCursor(_ context.Context, id string) (event.ID, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ep, err := m.get(id)
 	if err != nil {
-		return streams.ID{}, err
+		return event.ID{}, err
 	}
 	return ep.cursor, nil
 }
 
 // AdvanceWebhookCursor moves the cursor forward.
-func (m *MemoryWebhooks) AdvanceWebhookCursor(_ context.Context, id, owner string, to streams.ID) error {
+func (m *MemoryWebhooks) AdvanceWebhookCursor(_ context.Context, id, owner string, to event.ID) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ep, err := m.owned(id, owner)
@@ -224,7 +224,7 @@ func (m *MemoryWebhooks) ClaimRetry(_ context.Context, id, owner string, now tim
 }
 
 // CompleteRetry removes a retry.
-func (m *MemoryWebhooks) CompleteRetry(_ context.Context, id, owner string, event streams.ID) error {
+func (m *MemoryWebhooks) CompleteRetry(_ context.Context, id, owner string, event event.ID) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ep, err := m.owned(id, owner)

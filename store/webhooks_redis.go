@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/webhooks"
 )
 
@@ -62,7 +62,7 @@ return 1
 // script, so the limit holds across instances; until then (and if the script refuses, after which
 // the keys are deleted again) the endpoint is invisible: Webhooks lists only registered ids. A
 // crash between the two steps leaves unlisted keys that count for nothing.
-func (r *RedisWebhooks) CreateWebhook(ctx context.Context, w webhooks.Webhook, cursor streams.ID, limit int) error {
+func (r *RedisWebhooks) CreateWebhook(ctx context.Context, w webhooks.Webhook, cursor event.ID, limit int) error {
 	topics, _ := json.Marshal(nonNil(w.Topics))
 	types, _ := json.Marshal(nonNil(w.Types))
 	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -241,15 +241,15 @@ func (r *RedisWebhooks) ReleaseWebhook(ctx context.Context, id, owner string) er
 }
 
 // WebhookCursor returns the cursor.
-func (r *RedisWebhooks) WebhookCursor(ctx context.Context, id string) (streams.ID, error) {
+func (r *RedisWebhooks) WebhookCursor(ctx context.Context, id string) (event.ID, error) {
 	v, err := r.client.Get(ctx, r.key(id, "cursor")).Result()
 	if errors.Is(err, redis.Nil) {
-		return streams.ID{}, fmt.Errorf("%w: %q", webhooks.ErrNotFound, id)
+		return event.ID{}, fmt.Errorf("%w: %q", webhooks.ErrNotFound, id)
 	}
 	if err != nil {
-		return streams.ID{}, redisFail(ctx, "webhook cursor", err)
+		return event.ID{}, redisFail(ctx, "webhook cursor", err)
 	}
-	return streams.ParseID(v)
+	return event.ParseID(v)
 }
 
 // advanceScript moves the cursor forward if the lease is held. KEYS[1] lease, KEYS[2] cursor;
@@ -270,7 +270,7 @@ return 1
 func leaseLost(id string) error { return fmt.Errorf("%w: %q", webhooks.ErrLeaseLost, id) }
 
 // AdvanceWebhookCursor moves the cursor forward.
-func (r *RedisWebhooks) AdvanceWebhookCursor(ctx context.Context, id, owner string, to streams.ID) error {
+func (r *RedisWebhooks) AdvanceWebhookCursor(ctx context.Context, id, owner string, to event.ID) error {
 	n, err := advanceScript.Run(ctx, r.client, []string{r.key(id, "lease"), r.key(id, "cursor")},
 		owner, strconv.FormatUint(to.MS, 10), strconv.FormatUint(to.Seq, 10)).Int()
 	if err != nil {
@@ -343,7 +343,7 @@ func (r *RedisWebhooks) ClaimRetry(ctx context.Context, id, owner string, now ti
 	}
 	member, _ := parts[0].(string)
 	raw, _ := parts[1].(string)
-	eid, err := streams.ParseID(member)
+	eid, err := event.ParseID(member)
 	if err != nil {
 		return webhooks.Retry{}, false, fmt.Errorf("webhook %q: retry member %q: %w", id, member, err)
 	}
@@ -363,7 +363,7 @@ return 1
 `)
 
 // CompleteRetry removes a retry.
-func (r *RedisWebhooks) CompleteRetry(ctx context.Context, id, owner string, event streams.ID) error {
+func (r *RedisWebhooks) CompleteRetry(ctx context.Context, id, owner string, event event.ID) error {
 	n, err := completeScript.Run(ctx, r.client, r.queueKeys(id), owner, event.String()).Int()
 	if err != nil {
 		return redisFail(ctx, "webhook complete", err)
@@ -451,7 +451,7 @@ func (r *RedisWebhooks) Deliveries(ctx context.Context, id string, limit int) ([
 		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 			continue
 		}
-		eid, _ := streams.ParseID(rec.EventID)
+		eid, _ := event.ParseID(rec.EventID)
 		d := webhooks.Delivery{EventID: eid, Attempt: rec.Attempt, Outcome: rec.Outcome, Status: rec.Status, Error: rec.Error,
 			Duration: time.Duration(rec.Duration) * time.Microsecond, Time: time.UnixMilli(rec.Time).UTC(), Final: rec.Final}
 		if rec.Next != 0 {

@@ -3,10 +3,10 @@ package store_test
 import (
 	"testing"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/store/redistest"
 	"github.com/eventgate/eventgate/store/storetest"
-	"github.com/eventgate/eventgate/streams"
 	"github.com/eventgate/eventgate/webhooks"
 )
 
@@ -24,7 +24,7 @@ func TestRedisWebhooksKeys(t *testing.T) {
 	client, _, prefix := redistest.Client(t)
 	s := store.NewRedisWebhooks(client, prefix)
 	ctx := t.Context()
-	if err := s.CreateWebhook(ctx, webhooks.Webhook{ID: "wh_1", URL: "https://x.example/", Secret: "whsec_x", Enabled: true}, streams.ID{MS: 7}, 0); err != nil {
+	if err := s.CreateWebhook(ctx, webhooks.Webhook{ID: "wh_1", URL: "https://x.example/", Secret: "whsec_x", Enabled: true}, event.ID{MS: 7}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := client.Get(ctx, prefix+"wh:{wh_1}:cursor").Result(); err != nil || v != "7-0" {

@@ -3,6 +3,7 @@ package streams_test
 import (
 	"testing"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -11,24 +12,24 @@ import (
 func TestResubscribeDoesNotRepeat(t *testing.T) {
 	t.Parallel()
 	h, log := startHub(t, 100, 8)
-	queue := func() streams.Draft { return draft(t, "queue.status", `{"pending":1,"active":0}`) }
+	queue := func() event.Draft { return draft(t, "queue.status", `{"pending":1,"active":0}`) }
 	e := appendDrafts(t, log, queue(), note(t))
-	sub, err := h.Subscribe(t.Context(), filter(t, "queue"), streams.After(streams.ID{}))
+	sub, err := h.Subscribe(t.Context(), filter(t, "queue"), streams.After(event.ID{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
 	wantIDs(t, collect(t, sub, 1), e[:1])
 
-	zero := streams.ID{}
-	sub.Change(streams.Filter{Nothing: true}, nil) // unsubscribe queue
-	sub.Change(filter(t, "queue"), &zero)          // subscribe queue, since 0: E was delivered
-	sub.Change(streams.Filter{Nothing: true}, nil) // and once more, around a note subscription
+	zero := event.ID{}
+	sub.Change(event.Filter{Nothing: true}, nil) // unsubscribe queue
+	sub.Change(filter(t, "queue"), &zero)        // subscribe queue, since 0: E was delivered
+	sub.Change(event.Filter{Nothing: true}, nil) // and once more, around a note subscription
 	sub.Change(filter(t, "notes/*"), nil)
 	sub.Change(filter(t, "notes/*", "queue"), &zero) // the note's history is new; E is not
 	later := appendDrafts(t, log, queue())
 	got := drainUntilQuiet(t, sub)
-	wantIDs(t, got, []streams.ID{e[1], later[0]})
+	wantIDs(t, got, []event.ID{e[1], later[0]})
 }
 
 // TestManyChangesStayBounded: a client changing its filter without end (more changes than the
@@ -41,9 +42,9 @@ func TestManyChangesStayBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	zero := streams.ID{}
-	var queued []streams.ID
-	var got []*streams.Event
+	zero := event.ID{}
+	var queued []event.ID
+	var got []*event.Event
 	for i := range 300 {
 		ids := appendDrafts(t, log, draft(t, "queue.status", `{"pending":1,"active":0}`), note(t))
 		queued = append(queued, ids[0])
@@ -57,8 +58,8 @@ func TestManyChangesStayBounded(t *testing.T) {
 		}
 	}
 	got = append(got, drainUntilQuiet(t, sub)...)
-	seen := map[streams.ID]bool{}
-	var gotQueue []streams.ID
+	seen := map[event.ID]bool{}
+	var gotQueue []event.ID
 	for _, e := range got {
 		if seen[e.ID] {
 			t.Fatalf("event %v delivered twice", e.ID)

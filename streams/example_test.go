@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 )
@@ -18,26 +19,26 @@ func Example() {
 	go func() { _ = hub.Run(ctx) }()
 
 	publish := func(raw string) {
-		d, err := streams.ParseDraft([]byte(raw))
+		d, err := event.ParseDraft([]byte(raw))
 		if err != nil {
 			panic(err)
 		}
-		if _, err := log.Append(ctx, []streams.Draft{d}); err != nil {
+		if _, err := log.Append(ctx, []event.Draft{d}); err != nil {
 			panic(err)
 		}
 	}
 	publish(`{"type":"job.queued","data":{"job_id":"6f1c2a9e-1d4b-4c59-9d1e-6a2b3c4d5e6f","job_type":"resize"}}`)
 	publish(`{"type":"queue.status","data":{"pending":1,"active":0}}`)
 
-	jobs, _ := streams.NewFilter([]string{"jobs/*"}, nil)
-	sub, err := hub.Subscribe(ctx, jobs, streams.After(streams.ID{})) // from the oldest event
+	jobs, _ := event.NewFilter([]string{"jobs/*"}, nil)
+	sub, err := hub.Subscribe(ctx, jobs, streams.After(event.ID{})) // from the oldest event
 	if err != nil {
 		panic(err)
 	}
 	defer sub.Close()
 
 	publish(`{"type":"job.progress","data":{"job_id":"6f1c2a9e-1d4b-4c59-9d1e-6a2b3c4d5e6f","percent":50,"message":"read /home/app/in.png\nstack..."}}`)
-	var got []*streams.Event
+	var got []*event.Event
 	for len(got) < 2 {
 		<-sub.Ready() // in a server: one case of the connection's select loop
 		got, _ = sub.Next(ctx, got)

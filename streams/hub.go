@@ -3,6 +3,7 @@ package streams
 import (
 	"context"
 	"encoding/json"
+	"github.com/eventgate/eventgate/event"
 	"log/slog"
 	"sync"
 	"time"
@@ -24,14 +25,14 @@ type HubOptions struct {
 	// from the log hands it to a client that must refresh, and the hub need not know what it is.
 	// It is called from the subscriber's Next, never with the hub locked, and may block on a
 	// store for as long as ctx allows; a nil or empty map adds nothing.
-	Resync func(ctx context.Context, f Filter) map[string]json.RawMessage
+	Resync func(ctx context.Context, f event.Filter) map[string]json.RawMessage
 }
 
 // Observer receives the hub's events for metrics. Implementations must be safe for concurrent use
 // and fast: the dispatch methods are called on the fan-out path.
 type Observer interface {
 	// Dispatched is called once per batch read from the log, with the batch.
-	Dispatched(events []*Event)
+	Dispatched(events []*event.Event)
 	// CatchUp is called when a subscription starts reading the log because its buffer filled.
 	CatchUp()
 	// Resync is called when a subscription gets a resync control event, with the reason.
@@ -42,10 +43,10 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) Dispatched([]*Event) {}
-func (nopObserver) CatchUp()            {}
-func (nopObserver) Resync(string)       {}
-func (nopObserver) ReaderError(error)   {}
+func (nopObserver) Dispatched([]*event.Event) {}
+func (nopObserver) CatchUp()                  {}
+func (nopObserver) Resync(string)             {}
+func (nopObserver) ReaderError(error)         {}
 
 // Hub is the one subscription core of a process: a single reader tails the log and fans each
 // event out to every matching subscription. SSE, WebSocket and webhook delivery only drain
@@ -60,7 +61,7 @@ type Hub struct {
 
 	mu   sync.Mutex
 	subs map[*Subscription]struct{}
-	last ID          // position of the last dispatched batch; guarded by mu
+	last event.ID    // position of the last dispatched batch; guarded by mu
 	lost []lostRange // stretches lost in log resets, newest last; guarded by mu
 }
 
@@ -150,7 +151,7 @@ func (h *Hub) retry(ctx context.Context, b *backoff, err error) bool {
 
 // dispatch pushes a batch to every subscription whose filter matches, without blocking: a
 // subscription whose buffer is full is marked to catch up from the log instead.
-func (h *Hub) dispatch(events []*Event, next ID) {
+func (h *Hub) dispatch(events []*event.Event, next event.ID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {
@@ -162,7 +163,7 @@ func (h *Hub) dispatch(events []*Event, next ID) {
 
 // resync builds a resync control event for one subscriber and counts it, with the extra fields
 // HubOptions.Resync supplies for the subscriber's filter.
-func (h *Hub) resync(ctx context.Context, f Filter, reason string, requested, oldest, at ID) *Event {
+func (h *Hub) resync(ctx context.Context, f event.Filter, reason string, requested, oldest, at event.ID) *event.Event {
 	h.opts.Observer.Resync(reason)
 	var extra map[string]json.RawMessage
 	if h.opts.Resync != nil {
@@ -175,10 +176,10 @@ func (h *Hub) resync(ctx context.Context, f Filter, reason string, requested, ol
 const maxLostRanges = 8
 
 // lostRange is a stretch (lo, hi] of positions the log lost in a reset.
-type lostRange struct{ lo, hi ID }
+type lostRange struct{ lo, hi event.ID }
 
 // lostAt reports whether pos lies in a stretch the log lost, and where the new log began.
-func (h *Hub) lostAt(pos ID) (ID, bool) {
+func (h *Hub) lostAt(pos event.ID) (event.ID, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, r := range h.lost {
@@ -186,12 +187,12 @@ func (h *Hub) lostAt(pos ID) (ID, bool) {
 			return r.lo, true
 		}
 	}
-	return ID{}, false
+	return event.ID{}, false
 }
 
 // reset handles a log that went back in time: the reader continues from last, and every
 // subscription re-reads the log, where its position is unknown: it gets a resync.
-func (h *Hub) reset(last ID) {
+func (h *Hub) reset(last event.ID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.opts.Logger.Warn("the log was reset or lost; subscribers will resync", "was", h.last.String(), "now", last.String())
@@ -208,7 +209,7 @@ func (h *Hub) reset(last ID) {
 
 // lose handles a log that no longer holds after although it moved past it: every subscription
 // re-reads the log, where its position is unknown, and gets a resync.
-func (h *Hub) lose(after ID, b Bounds) {
+func (h *Hub) lose(after event.ID, b Bounds) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.opts.Logger.Warn("the log was reset or lost and appended to since; subscribers will resync",
@@ -223,7 +224,7 @@ func (h *Hub) lose(after ID, b Bounds) {
 // replayed from the log first and then continues live, with no gap and no duplicate at the seam.
 // Subscribe waits until the reader has started (or ctx ends). The caller owns the subscription,
 // drains it from one goroutine, and must Close it.
-func (h *Hub) Subscribe(ctx context.Context, f Filter, start Start) (*Subscription, error) {
+func (h *Hub) Subscribe(ctx context.Context, f event.Filter, start Start) (*Subscription, error) {
 	return h.SubscribeWith(ctx, f, start, SubscribeOptions{})
 }
 
@@ -243,7 +244,7 @@ type SubscribeOptions struct {
 }
 
 // SubscribeWith is Subscribe with per-subscription options.
-func (h *Hub) SubscribeWith(ctx context.Context, f Filter, start Start, opts SubscribeOptions) (*Subscription, error) {
+func (h *Hub) SubscribeWith(ctx context.Context, f event.Filter, start Start, opts SubscribeOptions) (*Subscription, error) {
 	select {
 	case <-h.started:
 	case <-ctx.Done():

@@ -2,16 +2,17 @@ package streams
 
 import (
 	"context"
+	"github.com/eventgate/eventgate/event"
 	"testing"
 )
 
 // nopLog is a Log that holds nothing; the fan-out benchmark drives dispatch directly.
 type nopLog struct{}
 
-func (nopLog) Append(context.Context, []Draft) ([]ID, error) { return nil, nil }
-func (nopLog) Read(context.Context, ID, int) (Page, error)   { return Page{}, nil }
-func (nopLog) Bounds(context.Context) (Bounds, error)        { return Bounds{}, nil }
-func (nopLog) Tail(context.Context, ID, int) (Page, error)   { return Page{}, nil }
+func (nopLog) Append(context.Context, []event.Draft) ([]event.ID, error) { return nil, nil }
+func (nopLog) Read(context.Context, event.ID, int) (Page, error)         { return Page{}, nil }
+func (nopLog) Bounds(context.Context) (Bounds, error)                    { return Bounds{}, nil }
+func (nopLog) Tail(context.Context, event.ID, int) (Page, error)         { return Page{}, nil }
 
 // BenchmarkFanOut measures one event dispatched to 10,000 live subscriptions and drained by each:
 // the per-delivery cost of the core. Allocations are per event (b.N events), shared by all.
@@ -22,19 +23,19 @@ func BenchmarkFanOut(b *testing.B) {
 	all := make([]*Subscription, subs)
 	ctx := context.Background()
 	for i := range all {
-		s, err := h.Subscribe(ctx, Filter{}, Live)
+		s, err := h.Subscribe(ctx, event.Filter{}, Live)
 		if err != nil {
 			b.Fatal(err)
 		}
 		all[i] = s
 	}
-	ev := NewEvent(ID{MS: 1}, Draft{Type: TypeQueueStatus, Topic: "queue", Data: []byte(`{"pending":1,"active":0}`)})
-	batch := []*Event{ev}
-	dst := make([]*Event, 0, 64)
+	ev := event.NewEvent(event.ID{MS: 1}, event.Draft{Type: event.TypeQueueStatus, Topic: "queue", Data: []byte(`{"pending":1,"active":0}`)})
+	batch := []*event.Event{ev}
+	dst := make([]*event.Event, 0, 64)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		ev.ID = ID{MS: uint64(i + 1)}
+		ev.ID = event.ID{MS: uint64(i + 1)}
 		h.dispatch(batch, ev.ID)
 		for _, s := range all {
 			<-s.ready

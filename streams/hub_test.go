@@ -8,22 +8,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 )
 
 const jobA = "6f1c2a9e-1d4b-4c59-9d1e-6a2b3c4d5e6f"
 
-func draft(t testing.TB, typ, data string) streams.Draft {
+func draft(t testing.TB, typ, data string) event.Draft {
 	t.Helper()
-	d, err := streams.ParseDraft([]byte(`{"type":"` + typ + `","data":` + data + `}`))
+	d, err := event.ParseDraft([]byte(`{"type":"` + typ + `","data":` + data + `}`))
 	if err != nil {
 		t.Fatalf("ParseDraft: %v", err)
 	}
 	return d
 }
 
-func progress(t testing.TB, pct int) streams.Draft {
+func progress(t testing.TB, pct int) event.Draft {
 	return draft(t, "job.progress", fmt.Sprintf(`{"job_id":%q,"percent":%d}`, jobA, pct%101))
 }
 
@@ -40,11 +41,11 @@ func startHub(t *testing.T, retention, buffer int) (*streams.Hub, *store.Memory)
 	return h, log
 }
 
-func appendN(t testing.TB, log streams.Log, n int) []streams.ID {
+func appendN(t testing.TB, log streams.Log, n int) []event.ID {
 	t.Helper()
-	var ids []streams.ID
+	var ids []event.ID
 	for i := 0; i < n; i++ {
-		got, err := log.Append(context.Background(), []streams.Draft{progress(t, i)})
+		got, err := log.Append(context.Background(), []event.Draft{progress(t, i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,11 +55,11 @@ func appendN(t testing.TB, log streams.Log, n int) []streams.ID {
 }
 
 // collect drains sub until it has n events or the deadline passes.
-func collect(t *testing.T, sub *streams.Subscription, n int) []*streams.Event {
+func collect(t *testing.T, sub *streams.Subscription, n int) []*event.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var out []*streams.Event
+	var out []*event.Event
 	for len(out) < n {
 		select {
 		case <-sub.Ready():
@@ -77,7 +78,7 @@ func collect(t *testing.T, sub *streams.Subscription, n int) []*streams.Event {
 	return out
 }
 
-func wantIDs(t *testing.T, got []*streams.Event, want []streams.ID) {
+func wantIDs(t *testing.T, got []*event.Event, want []event.ID) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("got %d events, want %d", len(got), len(want))
@@ -92,7 +93,7 @@ func wantIDs(t *testing.T, got []*streams.Event, want []streams.ID) {
 func TestLiveInOrder(t *testing.T) {
 	t.Parallel()
 	h, log := startHub(t, 1000, 8)
-	sub, err := h.Subscribe(context.Background(), streams.Filter{}, streams.Live)
+	sub, err := h.Subscribe(context.Background(), event.Filter{}, streams.Live)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,10 +108,10 @@ func TestResumeNoGapNoDuplicate(t *testing.T) {
 	before := appendN(t, log, 50)
 	// Publish concurrently with the subscription's replay so the seam falls somewhere inside.
 	var wg sync.WaitGroup
-	var later []streams.ID
+	var later []event.ID
 	wg.Add(1)
 	go func() { defer wg.Done(); later = appendN(t, log, 500) }()
-	sub, err := h.Subscribe(context.Background(), streams.Filter{}, streams.After(before[9]))
+	sub, err := h.Subscribe(context.Background(), event.Filter{}, streams.After(before[9]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,11 +125,11 @@ func TestResumeNoGapNoDuplicate(t *testing.T) {
 func TestSlowSubscriberCatchesUpFromLog(t *testing.T) {
 	t.Parallel()
 	h, log := startHub(t, 10000, 4)
-	slow, _ := h.Subscribe(context.Background(), streams.Filter{}, streams.Live)
-	fast, _ := h.Subscribe(context.Background(), streams.Filter{}, streams.Live)
+	slow, _ := h.Subscribe(context.Background(), event.Filter{}, streams.Live)
+	fast, _ := h.Subscribe(context.Background(), event.Filter{}, streams.Live)
 	defer slow.Close()
 	defer fast.Close()
-	var fastGot []*streams.Event
+	var fastGot []*event.Event
 	done := make(chan struct{})
 	go func() { defer close(done); fastGot = collect(t, fast, 2000) }()
 	ids := appendN(t, log, 2000) // slow does not read meanwhile
@@ -141,7 +142,7 @@ func TestResyncAfterTrim(t *testing.T) {
 	t.Parallel()
 	h, log := startHub(t, 10, 4)
 	ids := appendN(t, log, 30)
-	sub, _ := h.Subscribe(context.Background(), streams.Filter{}, streams.After(ids[2]))
+	sub, _ := h.Subscribe(context.Background(), event.Filter{}, streams.After(ids[2]))
 	defer sub.Close()
 	got := collect(t, sub, 11)
 	if got[0].Type != streams.TypeResync || !got[0].Control || got[0].ID != ids[19] {
@@ -158,8 +159,8 @@ func TestResyncUnknownPosition(t *testing.T) {
 	t.Parallel()
 	h, log := startHub(t, 100, 4)
 	ids := appendN(t, log, 3)
-	future := streams.ID{MS: ids[2].MS + 1_000_000}
-	sub, _ := h.Subscribe(context.Background(), streams.Filter{}, streams.After(future))
+	future := event.ID{MS: ids[2].MS + 1_000_000}
+	sub, _ := h.Subscribe(context.Background(), event.Filter{}, streams.After(future))
 	defer sub.Close()
 	got := collect(t, sub, 1)
 	if got[0].Type != streams.TypeResync || got[0].ID != ids[2] {
@@ -173,7 +174,7 @@ func TestFromOldestNeedsNoResync(t *testing.T) {
 	t.Parallel()
 	h, log := startHub(t, 10, 4)
 	ids := appendN(t, log, 25)
-	sub, _ := h.Subscribe(context.Background(), streams.Filter{}, streams.After(streams.ID{}))
+	sub, _ := h.Subscribe(context.Background(), event.Filter{}, streams.After(event.ID{}))
 	defer sub.Close()
 	wantIDs(t, collect(t, sub, 10), ids[15:])
 }
@@ -182,24 +183,24 @@ func TestFilterOnReplayAndLive(t *testing.T) {
 	t.Parallel()
 	h, log := startHub(t, 100, 4)
 	note := draft(t, "note.deleted", `{"note_id":"`+jobA+`"}`)
-	mixed := func() []streams.ID {
-		ids, err := log.Append(context.Background(), []streams.Draft{progress(t, 1), note, progress(t, 2)})
+	mixed := func() []event.ID {
+		ids, err := log.Append(context.Background(), []event.Draft{progress(t, 1), note, progress(t, 2)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return ids
 	}
 	first := mixed()
-	f, err := streams.NewFilter([]string{"notes/*"}, nil)
+	f, err := event.NewFilter([]string{"notes/*"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, _ := h.Subscribe(context.Background(), f, streams.After(streams.ID{}))
+	sub, _ := h.Subscribe(context.Background(), f, streams.After(event.ID{}))
 	defer sub.Close()
 	got := collect(t, sub, 1)
 	second := mixed()
 	got = append(got, collect(t, sub, 1)...)
-	wantIDs(t, got, []streams.ID{first[1], second[1]})
+	wantIDs(t, got, []event.ID{first[1], second[1]})
 }
 
 func TestManySubscribersConcurrent(t *testing.T) {
@@ -208,12 +209,12 @@ func TestManySubscribersConcurrent(t *testing.T) {
 	const subs, events = 20, 300
 	var wg sync.WaitGroup
 	ready := make(chan struct{}, subs)
-	results := make([][]*streams.Event, subs)
+	results := make([][]*event.Event, subs)
 	for i := range subs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sub, _ := h.Subscribe(context.Background(), streams.Filter{}, streams.Live)
+			sub, _ := h.Subscribe(context.Background(), event.Filter{}, streams.Live)
 			defer sub.Close()
 			ready <- struct{}{}
 			results[i] = collect(t, sub, events)
@@ -249,7 +250,7 @@ func (l *swappableLog) get() (*store.Memory, error) {
 	return l.log, nil
 }
 
-func (l *swappableLog) Append(ctx context.Context, d []streams.Draft) ([]streams.ID, error) {
+func (l *swappableLog) Append(ctx context.Context, d []event.Draft) ([]event.ID, error) {
 	m, err := l.get()
 	if err != nil {
 		return nil, err
@@ -257,7 +258,7 @@ func (l *swappableLog) Append(ctx context.Context, d []streams.Draft) ([]streams
 	return m.Append(ctx, d)
 }
 
-func (l *swappableLog) Read(ctx context.Context, after streams.ID, n int) (streams.Page, error) {
+func (l *swappableLog) Read(ctx context.Context, after event.ID, n int) (streams.Page, error) {
 	m, err := l.get()
 	if err != nil {
 		return streams.Page{}, err
@@ -273,7 +274,7 @@ func (l *swappableLog) Bounds(ctx context.Context) (streams.Bounds, error) {
 	return m.Bounds(ctx)
 }
 
-func (l *swappableLog) Tail(ctx context.Context, after streams.ID, n int) (streams.Page, error) {
+func (l *swappableLog) Tail(ctx context.Context, after event.ID, n int) (streams.Page, error) {
 	m, err := l.get()
 	if err != nil {
 		return streams.Page{Next: after}, err
@@ -310,7 +311,7 @@ func TestLogResetResyncsLiveSubscribers(t *testing.T) {
 	log := &swappableLog{log: quickRing(100)}
 	h := runHub(t, log, streams.HubOptions{Buffer: 8})
 	ctx := t.Context()
-	sub, err := h.Subscribe(ctx, streams.Filter{}, streams.Live)
+	sub, err := h.Subscribe(ctx, event.Filter{}, streams.Live)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package streams
 import (
 	"context"
 	"errors"
+	"github.com/eventgate/eventgate/event"
 )
 
 // ErrUnavailable is wrapped by store errors when the backing store cannot be reached. Callers map
@@ -13,13 +14,13 @@ var ErrUnavailable = errors.New("store unavailable")
 // can vouch for a position.
 type Bounds struct {
 	// First is the oldest retained event's ID (zero when empty).
-	First ID
+	First event.ID
 	// Last is the last ID ever generated (zero for a new log). A position after Last means the log
 	// was reset or lost.
-	Last ID
+	Last event.ID
 	// MaxDeleted is the largest ID trimmed from the ring (zero when nothing was trimmed). Trimming
 	// only removes the oldest events, so a position before MaxDeleted has lost events.
-	MaxDeleted ID
+	MaxDeleted event.ID
 	// Trimmed reports whether the log ever removed an entry (trimming or deletion). While it has
 	// not, First is the first entry the log ever held, so a non-zero position before First comes
 	// from another log: one that was reset or lost and has since been appended to. Event IDs are
@@ -32,7 +33,7 @@ type Bounds struct {
 // was reset or lost) or, in a log that never removed an entry, before First (a new log that was
 // appended to since). The zero position, "from the oldest", is always held, and so is the position
 // just before First, where a resync continues from.
-func (b Bounds) Holds(pos ID) bool {
+func (b Bounds) Holds(pos event.ID) bool {
 	switch {
 	case pos.IsZero():
 		return true
@@ -45,10 +46,10 @@ func (b Bounds) Holds(pos ID) bool {
 // Page is a slice of the log after some position.
 type Page struct {
 	// Events are valid events in log order.
-	Events []*Event
+	Events []*event.Event
 	// Next is the last position examined: resume reading after it. It may be past the last event
 	// when invalid producer entries were skipped.
-	Next ID
+	Next event.ID
 	// Bounds were read in the same atomic step as Events.
 	Bounds Bounds
 }
@@ -56,14 +57,14 @@ type Page struct {
 // Log is the capped, durable event log. Implementations are safe for concurrent use.
 type Log interface {
 	// Append adds drafts atomically (all or none) and returns their IDs in input order.
-	Append(ctx context.Context, drafts []Draft) ([]ID, error)
+	Append(ctx context.Context, drafts []event.Draft) ([]event.ID, error)
 	// Read returns up to limit events with ID > after, in order, with the bounds at that moment.
-	Read(ctx context.Context, after ID, limit int) (Page, error)
+	Read(ctx context.Context, after event.ID, limit int) (Page, error)
 	// Bounds returns what the log holds now (zero Bounds for a log that never held an event).
 	Bounds(ctx context.Context) (Bounds, error)
 	// Tail waits until events after after exist, or a backend-specific poll interval passes, or
 	// ctx ends, and returns them (up to limit) with the bounds read in the same atomic step, so the
 	// reader can tell whether the log still holds after. An empty page with Next == after is a
 	// timeout. Only one goroutine per process calls Tail (the hub's reader).
-	Tail(ctx context.Context, after ID, limit int) (Page, error)
+	Tail(ctx context.Context, after event.ID, limit int) (Page, error)
 }

@@ -3,6 +3,7 @@ package streams
 import (
 	"context"
 	"errors"
+	"github.com/eventgate/eventgate/event"
 	"time"
 )
 
@@ -32,14 +33,14 @@ type AtomicReceipts interface {
 	// appended and prior is that response; when a Claim holds it (a request in flight), nothing is
 	// appended and err wraps ErrKeyInFlight. ok is false, with nothing done, when it cannot
 	// combine with this log (then use Claim, Append and Complete).
-	AppendOnce(ctx context.Context, log Log, key string, drafts []Draft, ttl time.Duration) (ids []ID, prior []byte, ok bool, err error)
+	AppendOnce(ctx context.Context, log Log, key string, drafts []event.Draft, ttl time.Duration) (ids []event.ID, prior []byte, ok bool, err error)
 }
 
 // ErrKeyInFlight means an Idempotency-Key is claimed by a request that has not finished.
 var ErrKeyInFlight = errors.New("idempotency key in flight")
 
 // ReceiptBody is the publish response remembered for an Idempotency-Key: {"ids":["<id>",...]}.
-func ReceiptBody(ids []ID) []byte {
+func ReceiptBody(ids []event.ID) []byte {
 	b := append(make([]byte, 0, 10+len(ids)*26), `{"ids":[`...)
 	for i, id := range ids {
 		if i > 0 {

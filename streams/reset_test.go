@@ -5,17 +5,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 )
 
 // hubAt polls until a live subscriber would join at a position ok accepts: the hub reader's
 // position.
-func hubAt(t *testing.T, h *streams.Hub, what string, ok func(streams.ID) bool) {
+func hubAt(t *testing.T, h *streams.Hub, what string, ok func(event.ID) bool) {
 	t.Helper()
 	ctx := t.Context()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		probe, err := h.Subscribe(ctx, streams.Filter{}, streams.Live)
+		probe, err := h.Subscribe(ctx, event.Filter{}, streams.Live)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,7 +33,7 @@ func hubAt(t *testing.T, h *streams.Hub, what string, ok func(streams.ID) bool) 
 
 // restartedEmpty returns a new ring already holding one event appended after every id in old
 // (ids are time-based): a store that lost its log and was appended to before anyone looked.
-func restartedEmpty(t *testing.T, old []streams.ID) (*store.Memory, streams.ID) {
+func restartedEmpty(t *testing.T, old []event.ID) (*store.Memory, event.ID) {
 	t.Helper()
 	last := old[len(old)-1]
 	for uint64(time.Now().UnixMilli()) <= last.MS {
@@ -43,7 +44,7 @@ func restartedEmpty(t *testing.T, old []streams.ID) (*store.Memory, streams.ID) 
 	return ring, ids[0]
 }
 
-func wantResync(t *testing.T, e *streams.Event, reason string) {
+func wantResync(t *testing.T, e *event.Event, reason string) {
 	t.Helper()
 	if e.Type != streams.TypeResync || !strings.Contains(string(e.JSON), reason) {
 		t.Fatalf("got %s %s, want a %s resync", e.Type, e.JSON, reason)
@@ -59,18 +60,18 @@ func TestRestartedEmptyLogResyncsResume(t *testing.T) {
 	h := runHub(t, log, streams.HubOptions{Buffer: 8})
 	<-h.Started()
 	ids := appendN(t, log, 2) // A, B
-	hubAt(t, h, "dispatched B", func(id streams.ID) bool { return id == ids[1] })
+	hubAt(t, h, "dispatched B", func(id event.ID) bool { return id == ids[1] })
 	ring, c := restartedEmpty(t, ids)
 	log.set(ring, false)
 
-	sub, err := h.Subscribe(t.Context(), streams.Filter{}, streams.After(ids[0]))
+	sub, err := h.Subscribe(t.Context(), event.Filter{}, streams.After(ids[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
 	got := collect(t, sub, 2)
 	wantResync(t, got[0], streams.ReasonUnknown)
-	wantIDs(t, got[1:], []streams.ID{c})
+	wantIDs(t, got[1:], []event.ID{c})
 }
 
 // TestRestartedEmptyLogResyncsLive: a live subscriber whose hub reader had not read the last
@@ -80,7 +81,7 @@ func TestRestartedEmptyLogResyncsLive(t *testing.T) {
 	t.Parallel()
 	log := &swappableLog{log: quickRing(100)}
 	h := runHub(t, log, streams.HubOptions{Buffer: 8})
-	sub, err := h.Subscribe(t.Context(), streams.Filter{}, streams.Live)
+	sub, err := h.Subscribe(t.Context(), event.Filter{}, streams.Live)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestRestartedEmptyLogResyncsLive(t *testing.T) {
 	log.set(ring, false)
 	got := collect(t, sub, 2)
 	wantResync(t, got[0], streams.ReasonUnknown)
-	wantIDs(t, got[1:], []streams.ID{c})
+	wantIDs(t, got[1:], []event.ID{c})
 	more := appendN(t, log, 2)
 	wantIDs(t, collect(t, sub, 2), more)
 }
@@ -100,15 +101,15 @@ func TestRestartedEmptyLogResyncsLive(t *testing.T) {
 // TestHoldsBounds is the rule that decides whether a log can vouch for a position.
 func TestHoldsBounds(t *testing.T) {
 	t.Parallel()
-	id := func(ms uint64) streams.ID { return streams.ID{MS: ms} }
+	id := func(ms uint64) event.ID { return event.ID{MS: ms} }
 	for _, tt := range []struct {
 		name string
 		b    streams.Bounds
-		pos  streams.ID
+		pos  event.ID
 		want bool
 	}{
-		{"zero position, empty log", streams.Bounds{}, streams.ID{}, true},
-		{"zero position, any log", streams.Bounds{First: id(5), Last: id(9)}, streams.ID{}, true},
+		{"zero position, empty log", streams.Bounds{}, event.ID{}, true},
+		{"zero position, any log", streams.Bounds{First: id(5), Last: id(9)}, event.ID{}, true},
 		{"past the end", streams.Bounds{First: id(5), Last: id(9)}, id(10), false},
 		{"empty new log", streams.Bounds{}, id(3), false},
 		{"at the end", streams.Bounds{First: id(5), Last: id(9)}, id(9), true},

@@ -2,6 +2,7 @@ package streams
 
 import (
 	"context"
+	"github.com/eventgate/eventgate/event"
 	"sync"
 	"sync/atomic"
 )
@@ -15,28 +16,28 @@ import (
 // Change; Filter and Close may be called from any goroutine.
 type Subscription struct {
 	hub    *Hub
-	filter atomic.Pointer[Filter]
-	live   chan *Event   // matching live events, in log order; written only by the hub's dispatch
-	ready  chan struct{} // capacity 1: "Next has something to do"; nil when wake is set
-	wake   func()        // called instead of a send on ready (see SubscribeOptions.Wake)
+	filter atomic.Pointer[event.Filter]
+	live   chan *event.Event // matching live events, in log order; written only by the hub's dispatch
+	ready  chan struct{}     // capacity 1: "Next has something to do"; nil when wake is set
+	wake   func()            // called instead of a send on ready (see SubscribeOptions.Wake)
 	// overflow is set by dispatch when live was full: every later event is left to the log.
 	overflow atomic.Bool
 	close    sync.Once
 
 	// Owned by the draining goroutine.
-	pos         ID   // last position delivered or skipped
-	catchup     bool // reading from the log rather than the live buffer
-	fromOldest  bool // started at "0": a trimmed ring is expected, not a resync
-	resyncedFor ID   // the MaxDeleted a resync was sent for: one resync per deletion
+	pos         event.ID // last position delivered or skipped
+	catchup     bool     // reading from the log rather than the live buffer
+	fromOldest  bool     // started at "0": a trimmed ring is expected, not a resync
+	resyncedFor event.ID // the MaxDeleted a resync was sent for: one resync per deletion
 	// segStart is where the current filter took effect: every event in (segStart, pos] it matches
 	// was delivered (or is covered by done).
-	segStart ID
+	segStart event.ID
 	// done remembers, per earlier filter, the stretches whose matching events were delivered, so a
 	// replay after a Change never delivers one again (see Change). At most maxDone entries; replays
 	// never reach below floor, the end of the oldest stretch forgotten.
 	done   []exclusion
-	doneHi ID // the largest hi in done: later events need no check
-	floor  ID
+	doneHi event.ID // the largest hi in done: later events need no check
+	floor  event.ID
 }
 
 // maxDone bounds the filter history of one subscription (one entry per Change).
@@ -45,16 +46,16 @@ const maxDone = 128
 // exclusion: in (lo, hi], events matching filter were delivered already, or belong to topics
 // the client had before a Change and did not ask to replay.
 type exclusion struct {
-	filter *Filter
-	lo, hi ID
+	filter *event.Filter
+	lo, hi event.ID
 }
 
-func (x exclusion) covers(e *Event) bool {
+func (x exclusion) covers(e *event.Event) bool {
 	return x.lo.Less(e.ID) && !x.hi.Less(e.ID) && x.filter.Match(e)
 }
 
-func newSubscription(h *Hub, f Filter, buffer int, wake func()) *Subscription {
-	s := &Subscription{hub: h, live: make(chan *Event, buffer), wake: wake}
+func newSubscription(h *Hub, f event.Filter, buffer int, wake func()) *Subscription {
+	s := &Subscription{hub: h, live: make(chan *event.Event, buffer), wake: wake}
 	if wake == nil {
 		s.ready = make(chan struct{}, 1)
 	}
@@ -63,7 +64,7 @@ func newSubscription(h *Hub, f Filter, buffer int, wake func()) *Subscription {
 }
 
 // offer pushes matching events into the live buffer; called by dispatch with the hub locked.
-func (s *Subscription) offer(events []*Event) {
+func (s *Subscription) offer(events []*event.Event) {
 	if s.overflow.Load() {
 		return
 	}
@@ -105,7 +106,7 @@ func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 
 // Position returns the position up to which the subscriber has everything its filter matches:
 // delivered by Next, or skipped as not matching. Drainer goroutine only.
-func (s *Subscription) Position() ID {
+func (s *Subscription) Position() event.ID {
 	s.syncLive()
 	return s.pos
 }
@@ -125,7 +126,7 @@ func (s *Subscription) syncLive() {
 }
 
 // Filter returns the current filter.
-func (s *Subscription) Filter() Filter { return *s.filter.Load() }
+func (s *Subscription) Filter() event.Filter { return *s.filter.Load() }
 
 // Change replaces the filter, for WebSocket subscribe/unsubscribe actions. Events that the old
 // filter skipped and the new one matches are read from the log, so nothing is missed across the
@@ -134,7 +135,7 @@ func (s *Subscription) Filter() Filter { return *s.filter.Load() }
 // history), so nothing is repeated within the subscription — also across unsubscribe and
 // resubscribe, and when changes arrive while an earlier replay is still running. A replay reaches
 // back no further than the oldest of the last maxDone changes. Drainer goroutine only.
-func (s *Subscription) Change(f Filter, since *ID) {
+func (s *Subscription) Change(f event.Filter, since *event.ID) {
 	s.syncLive()
 	old := s.filter.Load()
 	lo := s.segStart
@@ -176,7 +177,7 @@ func (s *Subscription) remember(x exclusion) {
 // waits for live events; it reads at most one page from the log per call and signals Ready again
 // when more work remains. A returned error (a store error while catching up) leaves the
 // subscription intact: call Next again later.
-func (s *Subscription) Next(ctx context.Context, dst []*Event) ([]*Event, error) {
+func (s *Subscription) Next(ctx context.Context, dst []*event.Event) ([]*event.Event, error) {
 	if s.catchup {
 		return s.readLog(ctx, dst)
 	}
@@ -208,7 +209,7 @@ func (s *Subscription) Next(ctx context.Context, dst []*Event) ([]*Event, error)
 // readLog reads one page after pos. Before the read it re-arms the live buffer, so every event the
 // read misses (appended later) is buffered or flags overflow again: no gap at the seam, and
 // duplicates are dropped by position.
-func (s *Subscription) readLog(ctx context.Context, dst []*Event) ([]*Event, error) {
+func (s *Subscription) readLog(ctx context.Context, dst []*event.Event) ([]*event.Event, error) {
 	for len(s.live) > 0 {
 		<-s.live
 	}
@@ -276,7 +277,7 @@ func (s *Subscription) readLog(ctx context.Context, dst []*Event) ([]*Event, err
 }
 
 // delivered reports whether an earlier filter of this subscription delivered e already.
-func (s *Subscription) delivered(e *Event) bool {
+func (s *Subscription) delivered(e *event.Event) bool {
 	for _, x := range s.done {
 		if x.covers(e) {
 			return true

@@ -6,21 +6,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/store/redistest"
 	"github.com/eventgate/eventgate/streams"
 )
 
-func filter(t *testing.T, topics ...string) streams.Filter {
+func filter(t *testing.T, topics ...string) event.Filter {
 	t.Helper()
-	f, err := streams.NewFilter(topics, nil)
+	f, err := event.NewFilter(topics, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-func appendDrafts(t *testing.T, log streams.Log, ds ...streams.Draft) []streams.ID {
+func appendDrafts(t *testing.T, log streams.Log, ds ...event.Draft) []event.ID {
 	t.Helper()
 	ids, err := log.Append(context.Background(), ds)
 	if err != nil {
@@ -29,14 +30,14 @@ func appendDrafts(t *testing.T, log streams.Log, ds ...streams.Draft) []streams.
 	return ids
 }
 
-func note(t *testing.T) streams.Draft {
+func note(t *testing.T) event.Draft {
 	return draft(t, "note.deleted", `{"note_id":"`+jobA+`"}`)
 }
 
 // drainUntilQuiet collects what sub delivers until nothing more arrives for a while.
-func drainUntilQuiet(t *testing.T, sub *streams.Subscription) []*streams.Event {
+func drainUntilQuiet(t *testing.T, sub *streams.Subscription) []*event.Event {
 	t.Helper()
-	var out []*streams.Event
+	var out []*event.Event
 	for {
 		select {
 		case <-sub.Ready():
@@ -82,12 +83,12 @@ func TestReplayChangesDoNotRepeat(t *testing.T) {
 	if got := collect(t, sub, 50); got[49].Topic != "queue" { // the live queue events, delivered
 		t.Fatalf("live: %v", got[49].Topic)
 	}
-	zero := streams.ID{}
+	zero := event.ID{}
 	sub.Change(filter(t, "queue", "jobs/*"), &zero)
 	first, _ := sub.Next(context.Background(), nil) // one page of the first replay
 	sub.Change(filter(t, "queue", "jobs/*", "notes/*"), &zero)
 	got := append(first, drainUntilQuiet(t, sub)...)
-	seen := map[streams.ID]bool{}
+	seen := map[event.ID]bool{}
 	for _, e := range got {
 		if seen[e.ID] {
 			t.Fatalf("event %v delivered twice", e.ID)
@@ -105,7 +106,7 @@ func TestReplayChangesDoNotRepeat(t *testing.T) {
 // holeLog reports an entry deleted in the middle of the log (an XDEL), as Redis would.
 type holeLog struct{ *store.Memory }
 
-func (l holeLog) Read(ctx context.Context, after streams.ID, n int) (streams.Page, error) {
+func (l holeLog) Read(ctx context.Context, after event.ID, n int) (streams.Page, error) {
 	p, err := l.Memory.Read(ctx, after, n)
 	if len(p.Events) > 2 {
 		p.Bounds.MaxDeleted = p.Events[2].ID.Next() // past the first events still held
@@ -124,7 +125,7 @@ func TestResyncKeepsHeldEvents(t *testing.T) {
 	defer cancel()
 	go func() { _ = h.Run(ctx) }()
 	ids := appendN(t, mem, 6)
-	sub, _ := h.Subscribe(ctx, streams.Filter{}, streams.After(ids[0]))
+	sub, _ := h.Subscribe(ctx, event.Filter{}, streams.After(ids[0]))
 	defer sub.Close()
 	got := collect(t, sub, 6)
 	if got[0].Type != streams.TypeResync {
@@ -147,15 +148,15 @@ func TestResyncOnceForDeletedEntry(t *testing.T) {
 	if err := client.XDel(ctx, prefix+"events", ids[150].String()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := h.Subscribe(ctx, streams.Filter{}, streams.After(ids[10]))
+	sub, err := h.Subscribe(ctx, event.Filter{}, streams.After(ids[10]))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	want := append(append([]streams.ID{}, ids[11:150]...), ids[151:]...)
+	want := append(append([]event.ID{}, ids[11:150]...), ids[151:]...)
 	got := collect(t, sub, len(want)+1)
 	resyncs := 0
-	var events []*streams.Event
+	var events []*event.Event
 	for _, e := range got {
 		if e.Control {
 			resyncs++
@@ -181,14 +182,14 @@ func TestResetBehindSubscriberResyncs(t *testing.T) {
 	ctx := t.Context()
 	<-h.Started()
 	ids := appendN(t, log, 5)
-	sub, _ := h.Subscribe(ctx, streams.Filter{}, streams.After(ids[1])) // not read yet
+	sub, _ := h.Subscribe(ctx, event.Filter{}, streams.After(ids[1])) // not read yet
 	defer sub.Close()
 
 	// waitJoin polls where a live subscriber joins now: the hub reader's position.
-	waitJoin := func(what string, ok func(streams.ID) bool) {
+	waitJoin := func(what string, ok func(event.ID) bool) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			probe, _ := h.Subscribe(ctx, streams.Filter{}, streams.Live)
+			probe, _ := h.Subscribe(ctx, event.Filter{}, streams.Live)
 			joined := probe.Position()
 			probe.Close()
 			if ok(joined) {
@@ -199,9 +200,9 @@ func TestResetBehindSubscriberResyncs(t *testing.T) {
 			}
 		}
 	}
-	waitJoin("dispatched", func(id streams.ID) bool { return id == ids[4] })
+	waitJoin("dispatched", func(id event.ID) bool { return id == ids[4] })
 	log.set(quickRing(100), false) // the store came back empty
-	waitJoin("noticed the reset", func(id streams.ID) bool { return id.Less(ids[0]) })
+	waitJoin("noticed the reset", func(id event.ID) bool { return id.Less(ids[0]) })
 	later := appendN(t, log, 2) // producers carry on; the new log's ids pass the old ones
 	got := collect(t, sub, 3)
 	if !got[0].Control || !strings.Contains(string(got[0].JSON), streams.ReasonUnknown) {
@@ -223,7 +224,7 @@ func TestSubscribeWake(t *testing.T) {
 		default:
 		}
 	}
-	sub, err := h.SubscribeWith(context.Background(), streams.Filter{}, streams.Start{After: before[9]},
+	sub, err := h.SubscribeWith(context.Background(), event.Filter{}, streams.Start{After: before[9]},
 		streams.SubscribeOptions{Wake: wake, Buffer: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -232,9 +233,9 @@ func TestSubscribeWake(t *testing.T) {
 	if sub.Ready() != nil {
 		t.Fatal("a wake subscription has a Ready channel")
 	}
-	want := append([]streams.ID(nil), before[10:]...)
+	want := append([]event.ID(nil), before[10:]...)
 	want = append(want, appendN(t, log, 500)...) // overflows the 2-slot buffer while nobody reads
-	var got []*streams.Event
+	var got []*event.Event
 	deadline := time.After(10 * time.Second)
 	for len(got) < len(want) {
 		select {

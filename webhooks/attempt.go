@@ -13,7 +13,7 @@ import (
 
 	"code.dny.dev/ssrf"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 // maxResponseBytes caps how much of an endpoint's answer is read (then discarded), so that a
@@ -38,7 +38,7 @@ func (r result) ok() bool   { return r.outcome == OutcomeSuccess }
 func (r result) gone() bool { return r.status == http.StatusGone }
 
 // attempt POSTs body, signed, to the endpoint once.
-func (w *worker) attempt(ctx context.Context, id streams.ID, body []byte) result {
+func (w *worker) attempt(ctx context.Context, id event.ID, body []byte) result {
 	msgID := id.String()
 	now := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.hook.URL, bytes.NewReader(body))

@@ -16,6 +16,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 	"github.com/eventgate/eventgate/webhooks"
@@ -80,11 +81,11 @@ func (h *harness) register(url string, topics ...string) webhooks.Webhook {
 	return w
 }
 
-func (h *harness) publish(bodies ...string) []streams.ID {
+func (h *harness) publish(bodies ...string) []event.ID {
 	h.t.Helper()
-	drafts := make([]streams.Draft, len(bodies))
+	drafts := make([]event.Draft, len(bodies))
 	for i, b := range bodies {
-		d, err := streams.ParseDraft([]byte(b))
+		d, err := event.ParseDraft([]byte(b))
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -195,15 +196,15 @@ func TestDeliverSigned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []streams.ID{evs[1], evs[3]}
+	want := []event.ID{evs[1], evs[3]}
 	// Attempts run concurrently (Concurrency 4): arrival order is not log order.
 	slices.SortFunc(got, func(a, b received) int {
-		x, _ := streams.ParseID(a.header.Get("webhook-id"))
-		y, _ := streams.ParseID(b.header.Get("webhook-id"))
+		x, _ := event.ParseID(a.header.Get("webhook-id"))
+		y, _ := event.ParseID(b.header.Get("webhook-id"))
 		return x.Compare(y)
 	})
 	for i, r := range got[:2] {
-		page, _ := h.log.Read(t.Context(), streams.ID{MS: want[i].MS, Seq: want[i].Seq - 1}, 1)
+		page, _ := h.log.Read(t.Context(), event.ID{MS: want[i].MS, Seq: want[i].Seq - 1}, 1)
 		if len(page.Events) == 0 || string(r.body) != string(page.Events[0].JSON) {
 			t.Fatalf("request %d body %s, want the envelope of %s", i, r.body, want[i])
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -79,7 +80,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Webhook, error
 	if err != nil {
 		return Webhook{}, err
 	}
-	f, err := streams.NewFilter(req.Topics, req.Types)
+	f, err := event.NewFilter(req.Topics, req.Types)
 	if err != nil {
 		return Webhook{}, err
 	}

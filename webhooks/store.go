@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 // Webhook storage: the registry of endpoints, the per-endpoint delivery state (ownership lease,
@@ -42,7 +42,7 @@ type Webhook struct {
 // Retry is one event waiting for another delivery attempt to one endpoint.
 type Retry struct {
 	// EventID is the log position of the event; it is the webhook-id of every attempt.
-	EventID streams.ID
+	EventID event.ID
 	// Attempt is the number of the next attempt (2 for the first retry).
 	Attempt int
 	// Due is when the attempt may start.
@@ -54,7 +54,7 @@ type Retry struct {
 
 // Delivery is one entry of an endpoint's delivery log: an attempt, or a note (resync).
 type Delivery struct {
-	EventID streams.ID
+	EventID event.ID
 	Attempt int
 	// Outcome is success, http_3xx, http_4xx, http_5xx, timeout, blocked, network, or note.
 	Outcome string
@@ -78,7 +78,7 @@ type Registry interface {
 	// ErrTooMany and nothing stored, when limit endpoints exist already; the count and the
 	// insert are one atomic step, so concurrent creations (in Redis: from any instance) never
 	// exceed the limit.
-	CreateWebhook(ctx context.Context, w Webhook, cursor streams.ID, limit int) error
+	CreateWebhook(ctx context.Context, w Webhook, cursor event.ID, limit int) error
 	// Webhook returns one endpoint or an error wrapping ErrNotFound.
 	Webhook(ctx context.Context, id string) (Webhook, error)
 	// Webhooks returns every endpoint, oldest first.
@@ -99,16 +99,16 @@ type Queue interface {
 	// ReleaseWebhook gives the lease up if owner holds it.
 	ReleaseWebhook(ctx context.Context, id, owner string) error
 	// WebhookCursor returns the last position handed off (delivered or queued for retry).
-	WebhookCursor(ctx context.Context, id string) (streams.ID, error)
+	WebhookCursor(ctx context.Context, id string) (event.ID, error)
 	// AdvanceWebhookCursor moves the cursor forward to to (never back).
-	AdvanceWebhookCursor(ctx context.Context, id, owner string, to streams.ID) error
+	AdvanceWebhookCursor(ctx context.Context, id, owner string, to event.ID) error
 	// ScheduleRetry queues r (replacing any retry of the same event).
 	ScheduleRetry(ctx context.Context, id, owner string, r Retry) error
 	// ClaimRetry takes the earliest retry due at now, hiding it from other claims until now+hold
 	// (an owner that dies mid-attempt leaves it to the next owner). ok is false when none is due.
 	ClaimRetry(ctx context.Context, id, owner string, now time.Time, hold time.Duration) (r Retry, ok bool, err error)
 	// CompleteRetry removes the retry of event from the queue.
-	CompleteRetry(ctx context.Context, id, owner string, event streams.ID) error
+	CompleteRetry(ctx context.Context, id, owner string, event event.ID) error
 	// RetryStats returns the number of queued retries and the earliest due time (zero if none).
 	RetryStats(ctx context.Context, id string) (pending int, next time.Time, err error)
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -20,7 +21,7 @@ const flushInterval = 250 * time.Millisecond
 type worker struct {
 	d      *Dispatcher
 	hook   Webhook
-	filter streams.Filter
+	filter event.Filter
 	signer *Signer
 	sem    chan struct{} // one slot per attempt in flight
 	wake   chan struct{} // capacity 1: a retry was scheduled
@@ -39,7 +40,7 @@ func newWorker(d *Dispatcher, h Webhook) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := streams.NewFilter(h.Topics, h.Types)
+	f, err := event.NewFilter(h.Topics, h.Types)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +81,7 @@ func backoff(ctx context.Context, n *int) bool {
 
 // slot is an event whose first attempt is in flight, in log order.
 type slot struct {
-	id   streams.ID
+	id   event.ID
 	done bool
 }
 
@@ -93,7 +94,7 @@ type firstResult struct {
 // is handed off (delivered, failed for good or queued for retry), so whatever was in flight when
 // the worker stopped is delivered again by the next owner.
 func (w *worker) live(soft, hard context.Context) {
-	var cursor streams.ID
+	var cursor event.ID
 	for fails := 0; ; {
 		c, err := w.d.store.WebhookCursor(soft, w.hook.ID)
 		if err == nil {
@@ -118,11 +119,11 @@ func (w *worker) live(soft, hard context.Context) {
 		window    []slot // first attempts in flight, in log order; window[0] has sequence base
 		base      int
 		inflight  int
-		backlog   []*streams.Event // read from the subscription, not started yet
-		lastPos   = cursor         // the subscription's position after the last Next
-		safe      = cursor         // everything up to here is handed off
+		backlog   []*event.Event // read from the subscription, not started yet
+		lastPos   = cursor       // the subscription's position after the last Next
+		safe      = cursor       // everything up to here is handed off
 		persisted = cursor
-		buf       []*streams.Event
+		buf       []*event.Event
 		fails     int
 		retryNext <-chan time.Time
 	)
@@ -215,7 +216,7 @@ func (w *worker) live(soft, hard context.Context) {
 }
 
 // advance stores the cursor; false if it could not (the lease was lost: the worker stops).
-func (w *worker) advance(ctx context.Context, to streams.ID) bool {
+func (w *worker) advance(ctx context.Context, to event.ID) bool {
 	err := w.d.store.AdvanceWebhookCursor(ctx, w.hook.ID, w.d.opts.Owner, to)
 	if err == nil {
 		return true
@@ -231,13 +232,13 @@ func (w *worker) advance(ctx context.Context, to streams.ID) bool {
 
 // note records a resync of the log in the delivery log: events were lost to trimming (or the log
 // was reset) before this endpoint got them.
-func (w *worker) note(ctx context.Context, e *streams.Event) {
+func (w *worker) note(ctx context.Context, e *event.Event) {
 	w.d.opts.Logger.Warn("webhooks: the log moved past the endpoint's cursor", "webhook", w.hook.ID, "resync", string(e.JSON))
 	w.record(ctx, Delivery{EventID: e.ID, Outcome: OutcomeNote, Error: "resync: " + string(e.JSON), Time: time.Now().UTC()})
 }
 
 // first makes an event's first attempt and settles it.
-func (w *worker) first(hard context.Context, e *streams.Event) bool {
+func (w *worker) first(hard context.Context, e *event.Event) bool {
 	r := w.attempt(hard, e.ID, e.JSON)
 	if r.aborted {
 		return false
@@ -320,7 +321,7 @@ func (w *worker) retry(hard context.Context, r Retry) {
 // event came from the retry queue (and leaves it unless retried again). It returns false when the
 // outcome could not be stored (lease lost, or shut down while the store was away): the event then
 // stays pending.
-func (w *worker) settle(ctx context.Context, id streams.ID, body []byte, n int, r result, claimed bool) bool {
+func (w *worker) settle(ctx context.Context, id event.ID, body []byte, n int, r result, claimed bool) bool {
 	w.d.opts.Observer.Delivery(r.outcome, r.elapsed)
 	rec := Delivery{EventID: id, Attempt: n, Outcome: r.outcome, Status: r.status, Error: r.errClass,
 		Duration: r.elapsed, Time: time.Now().UTC()}
@@ -390,7 +391,7 @@ func (w *worker) schedule(ctx context.Context, r Retry) bool {
 	return ok
 }
 
-func (w *worker) complete(ctx context.Context, id streams.ID) bool {
+func (w *worker) complete(ctx context.Context, id event.ID) bool {
 	ok := w.storeRetrying(ctx, "complete retry", func(ctx context.Context) error {
 		return w.d.store.CompleteRetry(ctx, w.hook.ID, w.d.opts.Owner, id)
 	})

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -125,7 +126,7 @@ type tailer struct {
 	log  io.Writer
 
 	lastID   string        // sent as Last-Event-ID; empty until the stream gave one
-	seen     streams.ID    // the last printed (or resync) position, to drop duplicates
+	seen     event.ID      // the last printed (or resync) position, to drop duplicates
 	haveSeen bool          // seen is set
 	retry    time.Duration // the server's last retry:, else defaultTailRetry
 }
@@ -310,7 +311,7 @@ func (t *tailer) handle(ev sseEvent) error {
 		fmt.Fprintf(t.log, "eventgate tail: resync (%s): the log no longer vouches for events after %s; continuing from %s (oldest held %s); refetch your state: %s\n",
 			r.Reason, r.Requested, ev.ID, r.Oldest, oneLine(ev.Data, 2000))
 		// Delivery continues from the resync's id, which may be before what was seen (a reset log).
-		if id, err := streams.ParseID(ev.ID); err == nil {
+		if id, err := event.ParseID(ev.ID); err == nil {
 			t.seen, t.haveSeen = id, true
 		}
 		return nil
@@ -321,7 +322,7 @@ func (t *tailer) handle(ev sseEvent) error {
 		fmt.Fprintln(t.log, "eventgate tail: the token expired")
 		return nil
 	}
-	if id, err := streams.ParseID(ev.ID); err == nil {
+	if id, err := event.ParseID(ev.ID); err == nil {
 		if t.haveSeen && !t.seen.Less(id) {
 			return nil // already printed (a server that replays the seam)
 		}

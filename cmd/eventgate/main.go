@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/handlers"
 	"github.com/eventgate/eventgate/jobs"
 	"github.com/eventgate/eventgate/limits"
@@ -221,7 +222,7 @@ type backend struct {
 
 // openStore builds the Redis store when EVENTGATE_REDIS_URL is set, else the in-process ring.
 // A Redis that is down at start-up is not fatal: /readyz says 503 and the reader retries.
-func openStore(cfg config, logger *slog.Logger, onInvalid func(streams.ID, error)) (backend, func(), error) {
+func openStore(cfg config, logger *slog.Logger, onInvalid func(event.ID, error)) (backend, func(), error) {
 	if cfg.RedisURL == "" {
 		return backend{name: "memory", log: store.NewMemory(cfg.Retention), receipts: store.NewMemoryReceipts(),
 			leases: store.NewMemoryLeases(), jobs: store.NewMemoryJobs(cfg.JobStateTTL), webhooks: store.NewMemoryWebhooks()}, func() {}, nil

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/auth"
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 // DevSecretPath is where the development secret lives, relative to the working directory (the
@@ -82,9 +82,9 @@ func makeToken(r tokenRequest, extraArgs int) (string, error) {
 			return "", fmt.Errorf("--scope: unknown scope %q (want subscribe, publish, admin)", s)
 		}
 	}
-	var topics []streams.Pattern // nil without --topics: every topic
+	var topics []event.Pattern // nil without --topics: every topic
 	for _, t := range splitList(r.topics) {
-		p, err := streams.ParsePattern(t)
+		p, err := event.ParsePattern(t)
 		if err != nil {
 			return "", fmt.Errorf("--topics: %w", err)
 		}

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/jobs"
-	"github.com/eventgate/eventgate/streams"
 )
 
 // NewJobs makes an empty job state store whose entries expire ttl after their last update.
@@ -67,12 +67,12 @@ func RunJobs(t *testing.T, newJobs NewJobs) {
 		t.Parallel()
 		ctx := context.Background()
 		s := newJobs(t, time.Hour)
-		for _, id := range []streams.ID{{MS: 10, Seq: 2}, {MS: 9, Seq: 99}, {MS: 10, Seq: 1}} {
+		for _, id := range []event.ID{{MS: 10, Seq: 2}, {MS: 9, Seq: 99}, {MS: 10, Seq: 1}} {
 			if err := s.SetCursor(ctx, id); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if c, err := s.Cursor(ctx); err != nil || c != (streams.ID{MS: 10, Seq: 2}) {
+		if c, err := s.Cursor(ctx); err != nil || c != (event.ID{MS: 10, Seq: 2}) {
 			t.Fatalf("cursor %v %v", c, err)
 		}
 	})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -57,10 +58,10 @@ const (
 	Queue = `{"type":"queue.status","data":{"pending":1,"active":2}}`
 )
 
-// Draft parses raw with streams.ParseDraft, failing t if it is invalid.
-func Draft(t testing.TB, raw string) streams.Draft {
+// Draft parses raw with event.ParseDraft, failing t if it is invalid.
+func Draft(t testing.TB, raw string) event.Draft {
 	t.Helper()
-	d, err := streams.ParseDraft([]byte(raw))
+	d, err := event.ParseDraft([]byte(raw))
 	if err != nil {
 		t.Fatalf("ParseDraft(%s): %v", raw, err)
 	}
@@ -69,9 +70,9 @@ func Draft(t testing.TB, raw string) streams.Draft {
 
 // Drafts returns n drafts alternating job.progress (percent = i % 101) and queue.status
 // (pending = i).
-func Drafts(t testing.TB, n int) []streams.Draft {
+func Drafts(t testing.TB, n int) []event.Draft {
 	t.Helper()
-	ds := make([]streams.Draft, n)
+	ds := make([]event.Draft, n)
 	for i := range ds {
 		if i%2 == 0 {
 			ds[i] = Draft(t, fmt.Sprintf(`{"type":"job.progress","data":{"job_id":%q,"percent":%d}}`, JobID, i%101))
@@ -88,7 +89,7 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
-func mustAppend(t *testing.T, ctx context.Context, log streams.Log, ds []streams.Draft) []streams.ID {
+func mustAppend(t *testing.T, ctx context.Context, log streams.Log, ds []event.Draft) []event.ID {
 	t.Helper()
 	ids, err := log.Append(ctx, ds)
 	if err != nil {
@@ -100,7 +101,7 @@ func mustAppend(t *testing.T, ctx context.Context, log streams.Log, ds []streams
 	return ids
 }
 
-func mustRead(t *testing.T, ctx context.Context, log streams.Log, after streams.ID, limit int) streams.Page {
+func mustRead(t *testing.T, ctx context.Context, log streams.Log, after event.ID, limit int) streams.Page {
 	t.Helper()
 	p, err := log.Read(ctx, after, limit)
 	if err != nil {
@@ -109,7 +110,7 @@ func mustRead(t *testing.T, ctx context.Context, log streams.Log, after streams.
 	return p
 }
 
-func checkIncreasing(t *testing.T, ids []streams.ID) {
+func checkIncreasing(t *testing.T, ids []event.ID) {
 	t.Helper()
 	for i := 1; i < len(ids); i++ {
 		if !ids[i-1].Less(ids[i]) {
@@ -118,15 +119,15 @@ func checkIncreasing(t *testing.T, ids []streams.ID) {
 	}
 }
 
-func eventIDs(evs []*streams.Event) []streams.ID {
-	ids := make([]streams.ID, len(evs))
+func eventIDs(evs []*event.Event) []event.ID {
+	ids := make([]event.ID, len(evs))
 	for i, e := range evs {
 		ids[i] = e.ID
 	}
 	return ids
 }
 
-func checkIDs(t *testing.T, what string, got, want []streams.ID) {
+func checkIDs(t *testing.T, what string, got, want []event.ID) {
 	t.Helper()
 	if !slices.Equal(got, want) {
 		t.Fatalf("%s: got %d ids %v, want %d ids %v", what, len(got), got, len(want), want)
@@ -135,7 +136,7 @@ func checkIDs(t *testing.T, what string, got, want []streams.ID) {
 
 func testAppendIDs(t *testing.T, newLog NewLog) {
 	log, ctx := newLog(t, 1000), ctxFor(t)
-	var all []streams.ID
+	var all []event.ID
 	for _, n := range []int{1, 3, 10} {
 		all = append(all, mustAppend(t, ctx, log, Drafts(t, n))...)
 	}
@@ -147,13 +148,13 @@ func testAppendIDs(t *testing.T, newLog NewLog) {
 
 func testAppendNothing(t *testing.T, newLog NewLog) {
 	log, ctx := newLog(t, 10), ctxFor(t)
-	for _, ds := range [][]streams.Draft{nil, {}} {
+	for _, ds := range [][]event.Draft{nil, {}} {
 		ids, err := log.Append(ctx, ds)
 		if err != nil || len(ids) != 0 {
 			t.Fatalf("Append(%v) = %v, %v; want no ids, nil", ds, ids, err)
 		}
 	}
-	p := mustRead(t, ctx, log, streams.ID{}, 10)
+	p := mustRead(t, ctx, log, event.ID{}, 10)
 	if len(p.Events) != 0 || p.Bounds != (streams.Bounds{}) {
 		t.Fatalf("after empty appends: %d events, bounds %+v", len(p.Events), p.Bounds)
 	}
@@ -174,8 +175,8 @@ type envelope struct {
 func testReadAll(t *testing.T, newLog NewLog) {
 	log, ctx := newLog(t, 1000), ctxFor(t)
 	before := time.Now().Add(-time.Minute)
-	ids := mustAppend(t, ctx, log, []streams.Draft{Draft(t, Job), Draft(t, Queue)})
-	p := mustRead(t, ctx, log, streams.ID{}, 100)
+	ids := mustAppend(t, ctx, log, []event.Draft{Draft(t, Job), Draft(t, Queue)})
+	p := mustRead(t, ctx, log, event.ID{}, 100)
 	checkIDs(t, "Read(0-0)", eventIDs(p.Events), ids)
 	if p.Next != ids[1] {
 		t.Errorf("Next = %s, want %s", p.Next, ids[1])
@@ -240,7 +241,7 @@ func testReadAfter(t *testing.T, newLog NewLog) {
 		}
 	}
 	// A position between two events (not an event's id) works too.
-	between := streams.ID{MS: ids[2].MS, Seq: ids[2].Seq}.Next()
+	between := event.ID{MS: ids[2].MS, Seq: ids[2].Seq}.Next()
 	if between.Less(ids[3]) {
 		p := mustRead(t, ctx, log, between, 100)
 		checkIDs(t, "Read(between)", eventIDs(p.Events), ids[3:])
@@ -251,8 +252,8 @@ func testReadLimit(t *testing.T, newLog NewLog) {
 	log, ctx := newLog(t, 1000), ctxFor(t)
 	ids := mustAppend(t, ctx, log, Drafts(t, 10))
 	for _, limit := range []int{1, 3, 4, 10, 11} {
-		var got []streams.ID
-		after := streams.ID{}
+		var got []event.ID
+		after := event.ID{}
 		for range 20 {
 			p := mustRead(t, ctx, log, after, limit)
 			if len(p.Events) > limit {
@@ -273,7 +274,7 @@ func testReadLimit(t *testing.T, newLog NewLog) {
 
 func testReadEmpty(t *testing.T, newLog NewLog) {
 	log, ctx := newLog(t, 10), ctxFor(t)
-	for _, after := range []streams.ID{{}, {MS: 1}, {MS: uint64(time.Now().UnixMilli()), Seq: 5}} {
+	for _, after := range []event.ID{{}, {MS: 1}, {MS: uint64(time.Now().UnixMilli()), Seq: 5}} {
 		p := mustRead(t, ctx, log, after, 10)
 		if len(p.Events) != 0 || p.Next != after || p.Bounds != (streams.Bounds{}) {
 			t.Errorf("Read(%s) on empty log = %d events, Next %s, Bounds %+v", after, len(p.Events), p.Next, p.Bounds)
@@ -285,7 +286,7 @@ func testBounds(t *testing.T, newLog NewLog) {
 	log, ctx := newLog(t, 1000), ctxFor(t)
 	ids := mustAppend(t, ctx, log, Drafts(t, 5))
 	want := streams.Bounds{First: ids[0], Last: ids[4]}
-	for _, after := range []streams.ID{{}, ids[2], ids[4]} {
+	for _, after := range []event.ID{{}, ids[2], ids[4]} {
 		for _, limit := range []int{0, 2} {
 			if p := mustRead(t, ctx, log, after, limit); p.Bounds != want {
 				t.Errorf("Read(%s, %d).Bounds = %+v, want %+v", after, limit, p.Bounds, want)
@@ -309,11 +310,11 @@ func testBounds(t *testing.T, newLog NewLog) {
 func testTrimming(t *testing.T, newLog NewLog) {
 	const retention, total, batch = 10, 500, 50
 	log, ctx := newLog(t, retention), ctxFor(t)
-	var ids []streams.ID
+	var ids []event.ID
 	for len(ids) < total {
 		ids = append(ids, mustAppend(t, ctx, log, Drafts(t, batch))...)
 	}
-	p := mustRead(t, ctx, log, streams.ID{}, 1000)
+	p := mustRead(t, ctx, log, event.ID{}, 1000)
 	b := p.Bounds
 	n := len(p.Events)
 	if n < retention || n >= total {
@@ -343,7 +344,7 @@ func testTrimming(t *testing.T, newLog NewLog) {
 	}
 }
 
-func mustTail(t *testing.T, ctx context.Context, log streams.Log, after streams.ID, limit int) streams.Page {
+func mustTail(t *testing.T, ctx context.Context, log streams.Log, after event.ID, limit int) streams.Page {
 	t.Helper()
 	p, err := log.Tail(ctx, after, limit)
 	if err != nil {
@@ -360,7 +361,7 @@ func testTailExisting(t *testing.T, newLog NewLog) {
 	if p.Next != ids[4] {
 		t.Errorf("Tail.Next = %s, want %s", p.Next, ids[4])
 	}
-	p = mustTail(t, ctx, log, streams.ID{}, 2)
+	p = mustTail(t, ctx, log, event.ID{}, 2)
 	checkIDs(t, "Tail(0-0, 2)", eventIDs(p.Events), ids[:2])
 }
 
@@ -369,7 +370,7 @@ func testTailExisting(t *testing.T, newLog NewLog) {
 func testTailTimeout(t *testing.T, newLog NewLog) {
 	log, ctx := newLog(t, 1000), ctxFor(t)
 	ids := mustAppend(t, ctx, log, Drafts(t, 2))
-	for _, after := range []streams.ID{ids[1], {}} {
+	for _, after := range []event.ID{ids[1], {}} {
 		if after.IsZero() {
 			// An empty log: a fresh one.
 			log = newLog(t, 1000)
@@ -390,7 +391,7 @@ func testTailTimeout(t *testing.T, newLog NewLog) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := log.Tail(cctx, streams.ID{}, 10); !errors.Is(err, context.Canceled) {
+	if _, err := log.Tail(cctx, event.ID{}, 10); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Tail with a cancelled context: err %v, want context.Canceled", err)
 	}
 }
@@ -400,7 +401,7 @@ func testTailWakes(t *testing.T, newLog NewLog) {
 	log, ctx := newLog(t, 1000), ctxFor(t)
 	start := mustAppend(t, ctx, log, Drafts(t, 1))[0]
 	type result struct {
-		events []*streams.Event
+		events []*event.Event
 		err    error
 	}
 	done := make(chan result, 1)
@@ -437,14 +438,14 @@ func testConcurrentAppends(t *testing.T, newLog NewLog) {
 	log, ctx := newLog(t, 10*writers*each), ctxFor(t)
 	var (
 		mu  sync.Mutex
-		all []streams.ID
+		all []event.ID
 		wg  sync.WaitGroup
 	)
 	errs := make(chan error, writers)
-	batches := [][]streams.Draft{nil, Drafts(t, 1), Drafts(t, 2)} // built here: no t.Fatal in goroutines
+	batches := [][]event.Draft{nil, Drafts(t, 1), Drafts(t, 2)} // built here: no t.Fatal in goroutines
 	for w := range writers {
 		wg.Go(func() {
-			var mine []streams.ID
+			var mine []event.ID
 			for i := 0; i < each; {
 				n := 1 + (w+i)%2 // batches of 1 and 2
 				n = min(n, each-i)
@@ -472,10 +473,10 @@ func testConcurrentAppends(t *testing.T, newLog NewLog) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	slices.SortFunc(all, streams.ID.Compare)
+	slices.SortFunc(all, event.ID.Compare)
 	if c := slices.Compact(slices.Clone(all)); len(c) != writers*each {
 		t.Fatalf("%d unique ids, want %d", len(c), writers*each)
 	}
-	p := mustRead(t, ctx, log, streams.ID{}, 2*writers*each)
+	p := mustRead(t, ctx, log, event.ID{}, 2*writers*each)
 	checkIDs(t, "Read after concurrent appends", eventIDs(p.Events), all)
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/webhooks"
 )
 
@@ -47,7 +47,7 @@ func newHook(id string) webhooks.Webhook {
 		Description: "desc " + id, Secret: "whsec_" + id, Enabled: true, CreatedAt: hookTime}
 }
 
-func mustCreate(t *testing.T, s webhooks.Store, w webhooks.Webhook, cursor streams.ID) {
+func mustCreate(t *testing.T, s webhooks.Store, w webhooks.Webhook, cursor event.ID) {
 	t.Helper()
 	if err := s.CreateWebhook(ctxFor(t), w, cursor, 0); err != nil {
 		t.Fatalf("CreateWebhook(%s): %v", w.ID, err)
@@ -75,8 +75,8 @@ func testHookCRUD(t *testing.T, s webhooks.Store) {
 	}
 	a, b := newHook("a"), newHook("b")
 	b.Topics, b.Types, b.CreatedAt = nil, nil, hookTime.Add(time.Second)
-	mustCreate(t, s, a, streams.ID{MS: 5})
-	mustCreate(t, s, b, streams.ID{})
+	mustCreate(t, s, a, event.ID{MS: 5})
+	mustCreate(t, s, b, event.ID{})
 	got, err := s.Webhook(ctx, "a")
 	if err != nil || !equalHook(got, a) {
 		t.Fatalf("Webhook(a) = %+v, %v; want %+v", got, err, a)
@@ -85,14 +85,14 @@ func testHookCRUD(t *testing.T, s webhooks.Store) {
 	if err != nil || len(list) != 2 || list[0].ID != "a" || list[1].ID != "b" || len(list[1].Topics) != 0 {
 		t.Fatalf("Webhooks = %+v, %v; want a then b", list, err)
 	}
-	if c, err := s.WebhookCursor(ctx, "a"); err != nil || c != (streams.ID{MS: 5}) {
+	if c, err := s.WebhookCursor(ctx, "a"); err != nil || c != (event.ID{MS: 5}) {
 		t.Fatalf("WebhookCursor(a) = %v, %v; want 5-0", c, err)
 	}
 }
 
 func testHookEnable(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
-	mustCreate(t, s, newHook("a"), streams.ID{})
+	mustCreate(t, s, newHook("a"), event.ID{})
 	w, err := s.SetWebhookEnabled(ctx, "a", false, "endpoint answered 410 Gone")
 	if err != nil || w.Enabled || w.DisabledReason != "endpoint answered 410 Gone" {
 		t.Fatalf("disable = %+v, %v", w, err)
@@ -108,12 +108,12 @@ func testHookEnable(t *testing.T, s webhooks.Store) {
 
 func testHookDelete(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
-	mustCreate(t, s, newHook("a"), streams.ID{})
+	mustCreate(t, s, newHook("a"), event.ID{})
 	mustAcquire(t, s, "a", "i1", true)
-	if err := s.ScheduleRetry(ctx, "a", "i1", webhooks.Retry{EventID: streams.ID{MS: 1}, Attempt: 2, Due: hookTime, Body: []byte(`{}`)}); err != nil {
+	if err := s.ScheduleRetry(ctx, "a", "i1", webhooks.Retry{EventID: event.ID{MS: 1}, Attempt: 2, Due: hookTime, Body: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordDelivery(ctx, "a", webhooks.Delivery{EventID: streams.ID{MS: 1}, Outcome: "http_5xx", Time: hookTime}); err != nil {
+	if err := s.RecordDelivery(ctx, "a", webhooks.Delivery{EventID: event.ID{MS: 1}, Outcome: "http_5xx", Time: hookTime}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteWebhook(ctx, "a"); err != nil {
@@ -125,14 +125,14 @@ func testHookDelete(t *testing.T, s webhooks.Store) {
 	if _, err := s.Deliveries(ctx, "a", 10); !errors.Is(err, webhooks.ErrNotFound) {
 		t.Fatalf("Deliveries after delete: err %v", err)
 	}
-	if err := s.AdvanceWebhookCursor(ctx, "a", "i1", streams.ID{MS: 9}); !errors.Is(err, webhooks.ErrLeaseLost) {
+	if err := s.AdvanceWebhookCursor(ctx, "a", "i1", event.ID{MS: 9}); !errors.Is(err, webhooks.ErrLeaseLost) {
 		t.Fatalf("AdvanceWebhookCursor after delete: err %v, want ErrLeaseLost", err)
 	}
 	if ok, err := s.AcquireWebhook(ctx, "a", "i1", time.Minute); ok || err != nil {
 		t.Fatalf("AcquireWebhook after delete = %v, %v; want false", ok, err)
 	}
 	// A new endpoint with the same id starts clean.
-	mustCreate(t, s, newHook("a"), streams.ID{})
+	mustCreate(t, s, newHook("a"), event.ID{})
 	if n, _, err := s.RetryStats(ctx, "a"); err != nil || n != 0 {
 		t.Fatalf("RetryStats of recreated = %d, %v; want 0", n, err)
 	}
@@ -144,7 +144,7 @@ func testHookDelete(t *testing.T, s webhooks.Store) {
 func testHookLease(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
 	mustAcquire(t, s, "a", "i1", false) // no such endpoint
-	mustCreate(t, s, newHook("a"), streams.ID{})
+	mustCreate(t, s, newHook("a"), event.ID{})
 	mustAcquire(t, s, "a", "i1", true)
 	mustAcquire(t, s, "a", "i1", true) // renew
 	mustAcquire(t, s, "a", "i2", false)
@@ -156,7 +156,7 @@ func testHookLease(t *testing.T, s webhooks.Store) {
 		t.Fatal(err)
 	}
 	mustAcquire(t, s, "a", "i2", true)
-	if err := s.AdvanceWebhookCursor(ctx, "a", "i1", streams.ID{MS: 3}); !errors.Is(err, webhooks.ErrLeaseLost) {
+	if err := s.AdvanceWebhookCursor(ctx, "a", "i1", event.ID{MS: 3}); !errors.Is(err, webhooks.ErrLeaseLost) {
 		t.Fatalf("advance by a former owner: err %v, want ErrLeaseLost", err)
 	}
 	if _, _, err := s.ClaimRetry(ctx, "a", "i1", hookTime, time.Second); !errors.Is(err, webhooks.ErrLeaseLost) {
@@ -166,7 +166,7 @@ func testHookLease(t *testing.T, s webhooks.Store) {
 
 func testHookLeaseExpiry(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
-	mustCreate(t, s, newHook("a"), streams.ID{})
+	mustCreate(t, s, newHook("a"), event.ID{})
 	if ok, err := s.AcquireWebhook(ctx, "a", "i1", 50*time.Millisecond); !ok || err != nil {
 		t.Fatalf("acquire = %v, %v", ok, err)
 	}
@@ -183,22 +183,22 @@ func testHookLeaseExpiry(t *testing.T, s webhooks.Store) {
 		}
 		time.Sleep(10 * time.Millisecond) // poll interval
 	}
-	if err := s.AdvanceWebhookCursor(ctx, "a", "i1", streams.ID{MS: 3}); !errors.Is(err, webhooks.ErrLeaseLost) {
+	if err := s.AdvanceWebhookCursor(ctx, "a", "i1", event.ID{MS: 3}); !errors.Is(err, webhooks.ErrLeaseLost) {
 		t.Fatalf("advance after expiry: err %v, want ErrLeaseLost", err)
 	}
 }
 
 func testHookCursor(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
-	mustCreate(t, s, newHook("a"), streams.ID{MS: 9, Seq: 5})
+	mustCreate(t, s, newHook("a"), event.ID{MS: 9, Seq: 5})
 	mustAcquire(t, s, "a", "i1", true)
 	steps := []struct {
-		to, want streams.ID
+		to, want event.ID
 	}{
-		{streams.ID{MS: 10, Seq: 0}, streams.ID{MS: 10}},         // "10-0" > "9-5" numerically
-		{streams.ID{MS: 9, Seq: 99}, streams.ID{MS: 10}},         // never back
-		{streams.ID{MS: 10, Seq: 2}, streams.ID{MS: 10, Seq: 2}}, // seq compared
-		{streams.ID{MS: 100, Seq: 0}, streams.ID{MS: 100}},
+		{event.ID{MS: 10, Seq: 0}, event.ID{MS: 10}},         // "10-0" > "9-5" numerically
+		{event.ID{MS: 9, Seq: 99}, event.ID{MS: 10}},         // never back
+		{event.ID{MS: 10, Seq: 2}, event.ID{MS: 10, Seq: 2}}, // seq compared
+		{event.ID{MS: 100, Seq: 0}, event.ID{MS: 100}},
 	}
 	for _, st := range steps {
 		if err := s.AdvanceWebhookCursor(ctx, "a", "i1", st.to); err != nil {
@@ -208,18 +208,18 @@ func testHookCursor(t *testing.T, s webhooks.Store) {
 			t.Fatalf("after advancing to %s: cursor %s, %v; want %s", st.to, got, err, st.want)
 		}
 	}
-	if err := s.AdvanceWebhookCursor(ctx, "a", "i2", streams.ID{MS: 200}); !errors.Is(err, webhooks.ErrLeaseLost) {
+	if err := s.AdvanceWebhookCursor(ctx, "a", "i2", event.ID{MS: 200}); !errors.Is(err, webhooks.ErrLeaseLost) {
 		t.Fatalf("advance without the lease: err %v, want ErrLeaseLost", err)
 	}
 }
 
 func testHookRetries(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
-	mustCreate(t, s, newHook("a"), streams.ID{})
+	mustCreate(t, s, newHook("a"), event.ID{})
 	mustAcquire(t, s, "a", "i1", true)
 	now := time.Now().Truncate(time.Millisecond)
 	for i, due := range []time.Duration{2 * time.Second, 0, time.Second} {
-		r := webhooks.Retry{EventID: streams.ID{MS: uint64(i + 1)}, Attempt: 2, Due: now.Add(due), Body: []byte(fmt.Sprintf(`{"n":%d}`, i))}
+		r := webhooks.Retry{EventID: event.ID{MS: uint64(i + 1)}, Attempt: 2, Due: now.Add(due), Body: []byte(fmt.Sprintf(`{"n":%d}`, i))}
 		if err := s.ScheduleRetry(ctx, "a", "i1", r); err != nil {
 			t.Fatal(err)
 		}
@@ -236,49 +236,49 @@ func testHookRetries(t *testing.T, s webhooks.Store) {
 		return r, ok
 	}
 	r, ok := claim(now)
-	if !ok || r.EventID != (streams.ID{MS: 2}) || r.Attempt != 2 || string(r.Body) != `{"n":1}` {
+	if !ok || r.EventID != (event.ID{MS: 2}) || r.Attempt != 2 || string(r.Body) != `{"n":1}` {
 		t.Fatalf("first claim = %+v, %v; want event 2-0 attempt 2", r, ok)
 	}
 	if r, ok := claim(now); ok {
 		t.Fatalf("second claim at the same time = %+v; want nothing (claimed one is held)", r)
 	}
 	r, ok = claim(now.Add(1500 * time.Millisecond))
-	if !ok || r.EventID != (streams.ID{MS: 3}) {
+	if !ok || r.EventID != (event.ID{MS: 3}) {
 		t.Fatalf("claim at +1.5s = %+v, %v; want 3-0", r, ok)
 	}
 	// Reschedule 3-0 as attempt 3, complete 2-0: the held one is gone, the rescheduled one waits.
 	if err := s.ScheduleRetry(ctx, "a", "i1", webhooks.Retry{EventID: r.EventID, Attempt: 3, Due: now.Add(5 * time.Second), Body: r.Body}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CompleteRetry(ctx, "a", "i1", streams.ID{MS: 2}); err != nil {
+	if err := s.CompleteRetry(ctx, "a", "i1", event.ID{MS: 2}); err != nil {
 		t.Fatal(err)
 	}
 	r, ok = claim(now.Add(11 * time.Second)) // 1-0 (due +2s) and 3-0 (due +5s) are due
-	if !ok || r.EventID != (streams.ID{MS: 1}) {
+	if !ok || r.EventID != (event.ID{MS: 1}) {
 		t.Fatalf("claim at +11s = %+v, %v; want 1-0", r, ok)
 	}
 	r, ok = claim(now.Add(11 * time.Second))
-	if !ok || r.EventID != (streams.ID{MS: 3}) || r.Attempt != 3 {
+	if !ok || r.EventID != (event.ID{MS: 3}) || r.Attempt != 3 {
 		t.Fatalf("claim at +11s = %+v, %v; want 3-0 attempt 3", r, ok)
 	}
 	if n, _, err := s.RetryStats(ctx, "a"); err != nil || n != 2 {
 		t.Fatalf("RetryStats = %d, %v; want 2", n, err)
 	}
 	// A claim that was held past its hold is claimable again (its holder died).
-	if r, ok := claim(now.Add(22 * time.Second)); !ok || r.EventID != (streams.ID{MS: 1}) {
+	if r, ok := claim(now.Add(22 * time.Second)); !ok || r.EventID != (event.ID{MS: 1}) {
 		t.Fatalf("claim after the hold = %+v, %v; want 1-0 again", r, ok)
 	}
 }
 
 func testHookLog(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
-	mustCreate(t, s, newHook("a"), streams.ID{})
+	mustCreate(t, s, newHook("a"), event.ID{})
 	const n = 130
 	for i := range n {
-		d := webhooks.Delivery{EventID: streams.ID{MS: uint64(i + 1)}, Attempt: 1, Outcome: "success", Status: 200,
+		d := webhooks.Delivery{EventID: event.ID{MS: uint64(i + 1)}, Attempt: 1, Outcome: "success", Status: 200,
 			Duration: 1500 * time.Microsecond, Time: hookTime.Add(time.Duration(i) * time.Millisecond)}
 		if i == n-1 {
-			d = webhooks.Delivery{EventID: streams.ID{MS: uint64(i + 1)}, Attempt: 2, Outcome: "http_5xx", Status: 503,
+			d = webhooks.Delivery{EventID: event.ID{MS: uint64(i + 1)}, Attempt: 2, Outcome: "http_5xx", Status: 503,
 				Error: "HTTP 503", Time: hookTime, NextAttempt: hookTime.Add(time.Minute)}
 		}
 		if err := s.RecordDelivery(ctx, "a", d); err != nil {
@@ -289,16 +289,16 @@ func testHookLog(t *testing.T, s webhooks.Store) {
 	if err != nil || len(ds) != 100 {
 		t.Fatalf("Deliveries = %d records, %v; want the newest 100", len(ds), err)
 	}
-	want := webhooks.Delivery{EventID: streams.ID{MS: n}, Attempt: 2, Outcome: "http_5xx", Status: 503, Error: "HTTP 503",
+	want := webhooks.Delivery{EventID: event.ID{MS: n}, Attempt: 2, Outcome: "http_5xx", Status: 503, Error: "HTTP 503",
 		Time: hookTime, NextAttempt: hookTime.Add(time.Minute)}
 	if d := ds[0]; d.EventID != want.EventID || d.Attempt != 2 || d.Outcome != want.Outcome || d.Status != 503 ||
 		d.Error != want.Error || !d.Time.Equal(want.Time) || !d.NextAttempt.Equal(want.NextAttempt) {
 		t.Fatalf("newest record = %+v, want %+v", d, want)
 	}
-	if d := ds[1]; d.EventID != (streams.ID{MS: n - 1}) || d.Duration != 1500*time.Microsecond || !d.NextAttempt.IsZero() {
+	if d := ds[1]; d.EventID != (event.ID{MS: n - 1}) || d.Duration != 1500*time.Microsecond || !d.NextAttempt.IsZero() {
 		t.Fatalf("second record = %+v", d)
 	}
-	if ds[99].EventID != (streams.ID{MS: n - 99}) {
+	if ds[99].EventID != (event.ID{MS: n - 99}) {
 		t.Fatalf("oldest kept = %s, want %d-0", ds[99].EventID, n-99)
 	}
 	if ds, err := s.Deliveries(ctx, "a", 5); err != nil || len(ds) != 5 {

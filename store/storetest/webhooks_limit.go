@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/webhooks"
 )
 
@@ -15,11 +15,11 @@ import (
 func testHookLimit(t *testing.T, s webhooks.Store) {
 	ctx := ctxFor(t)
 	for _, id := range []string{"a", "b"} {
-		if err := s.CreateWebhook(ctx, newHook(id), streams.ID{}, 2); err != nil {
+		if err := s.CreateWebhook(ctx, newHook(id), event.ID{}, 2); err != nil {
 			t.Fatalf("CreateWebhook(%s, limit 2): %v", id, err)
 		}
 	}
-	err := s.CreateWebhook(ctx, newHook("c"), streams.ID{}, 2)
+	err := s.CreateWebhook(ctx, newHook("c"), event.ID{}, 2)
 	if !errors.Is(err, webhooks.ErrTooMany) {
 		t.Fatalf("third CreateWebhook(limit 2) = %v, want ErrTooMany", err)
 	}
@@ -35,10 +35,10 @@ func testHookLimit(t *testing.T, s webhooks.Store) {
 	if err := s.DeleteWebhook(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateWebhook(ctx, newHook("c"), streams.ID{}, 2); err != nil {
+	if err := s.CreateWebhook(ctx, newHook("c"), event.ID{}, 2); err != nil {
 		t.Fatalf("CreateWebhook(c) after a deletion: %v", err)
 	}
-	if err := s.CreateWebhook(ctx, newHook("d"), streams.ID{}, 0); err != nil {
+	if err := s.CreateWebhook(ctx, newHook("d"), event.ID{}, 0); err != nil {
 		t.Fatalf("CreateWebhook(limit 0): %v", err)
 	}
 }
@@ -51,7 +51,7 @@ func testHookLimitConcurrent(t *testing.T, s webhooks.Store) {
 	var wg sync.WaitGroup
 	errs := make(chan error, tries)
 	for i := range tries {
-		wg.Go(func() { errs <- s.CreateWebhook(ctx, newHook(fmt.Sprintf("h%d", i)), streams.ID{}, limit) })
+		wg.Go(func() { errs <- s.CreateWebhook(ctx, newHook(fmt.Sprintf("h%d", i)), event.ID{}, limit) })
 	}
 	wg.Wait()
 	close(errs)

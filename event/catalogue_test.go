@@ -1,4 +1,4 @@
-package streams_test
+package event_test
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 const (
@@ -24,28 +24,28 @@ func TestTypesAndKnownType(t *testing.T) {
 	t.Parallel()
 	want := []string{"job.completed", "job.failed", "job.progress", "job.queued", "job.started",
 		"note.created", "note.deleted", "note.updated", "queue.status"}
-	got := streams.Types()
+	got := event.Types()
 	if !slices.Equal(got, want) {
 		t.Fatalf("Types() = %v, want %v", got, want)
 	}
 	got[0] = "mutated"
-	if streams.Types()[0] != want[0] {
+	if event.Types()[0] != want[0] {
 		t.Fatal("Types() returned shared storage")
 	}
 	for _, typ := range want {
-		if !streams.KnownType(typ) {
+		if !event.KnownType(typ) {
 			t.Errorf("KnownType(%q) = false", typ)
 		}
 	}
-	consts := []string{streams.TypeJobQueued, streams.TypeJobStarted, streams.TypeJobProgress,
-		streams.TypeJobCompleted, streams.TypeJobFailed, streams.TypeNoteCreated,
-		streams.TypeNoteUpdated, streams.TypeNoteDeleted, streams.TypeQueueStatus}
+	consts := []string{event.TypeJobQueued, event.TypeJobStarted, event.TypeJobProgress,
+		event.TypeJobCompleted, event.TypeJobFailed, event.TypeNoteCreated,
+		event.TypeNoteUpdated, event.TypeNoteDeleted, event.TypeQueueStatus}
 	slices.Sort(consts)
 	if !slices.Equal(consts, want) {
 		t.Errorf("type constants = %v, want %v", consts, want)
 	}
 	for _, typ := range []string{"", "job", "Job.queued", "job.queued ", "resync", "job.*", "queue"} {
-		if streams.KnownType(typ) {
+		if event.KnownType(typ) {
 			t.Errorf("KnownType(%q) = true", typ)
 		}
 	}
@@ -54,21 +54,21 @@ func TestTypesAndKnownType(t *testing.T) {
 func TestValidationErrorFormat(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		err  streams.ValidationError
+		err  event.ValidationError
 		want string
 	}{
-		{streams.ValidationError{Index: 3, Field: "data.percent", Message: "must be an integer from 0 to 100"},
+		{event.ValidationError{Index: 3, Field: "data.percent", Message: "must be an integer from 0 to 100"},
 			"event[3]: data.percent: must be an integer from 0 to 100"},
-		{streams.ValidationError{Index: -1, Field: "type", Message: "is required"}, "type: is required"},
-		{streams.ValidationError{Index: 0, Field: "", Message: "malformed JSON: x"}, "event[0]: malformed JSON: x"},
-		{streams.ValidationError{Index: -1, Message: "bad"}, "bad"},
+		{event.ValidationError{Index: -1, Field: "type", Message: "is required"}, "type: is required"},
+		{event.ValidationError{Index: 0, Field: "", Message: "malformed JSON: x"}, "event[0]: malformed JSON: x"},
+		{event.ValidationError{Index: -1, Message: "bad"}, "bad"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
 			t.Errorf("Error() = %q, want %q", got, tt.want)
 		}
 		var err error = &tt.err
-		if !errors.Is(err, streams.ErrInvalidEvent) {
+		if !errors.Is(err, event.ErrInvalidEvent) {
 			t.Errorf("%v does not wrap ErrInvalidEvent", err)
 		}
 	}
@@ -120,7 +120,7 @@ func TestParseDraftValid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			d, err := streams.ParseDraft([]byte(tt.in))
+			d, err := event.ParseDraft([]byte(tt.in))
 			if err != nil {
 				t.Fatalf("ParseDraft: %v", err)
 			}
@@ -132,9 +132,9 @@ func TestParseDraftValid(t *testing.T) {
 	}
 }
 
-func catRoundTrip(t *testing.T, d streams.Draft) {
+func catRoundTrip(t *testing.T, d event.Draft) {
 	t.Helper()
-	again, err := streams.ParseDraft(d.Payload())
+	again, err := event.ParseDraft(d.Payload())
 	if err != nil {
 		t.Fatalf("ParseDraft(Payload()) of %s: %v", d.Payload(), err)
 	}
@@ -146,10 +146,10 @@ func catRoundTrip(t *testing.T, d streams.Draft) {
 func TestParseDraftTitleLength(t *testing.T) {
 	t.Parallel()
 	for _, unit := range []string{"a", "é", "€", "😀"} {
-		for _, n := range []int{streams.MaxTitleLen, streams.MaxTitleLen + 1} {
+		for _, n := range []int{event.MaxTitleLen, event.MaxTitleLen + 1} {
 			title := strings.Repeat(unit, n)
-			_, err := streams.ParseDraft([]byte(catEv("note.created", `{"note_id":"`+catTestNote+`","title":"`+title+`"}`)))
-			if ok := n <= streams.MaxTitleLen; (err == nil) != ok {
+			_, err := event.ParseDraft([]byte(catEv("note.created", `{"note_id":"`+catTestNote+`","title":"`+title+`"}`)))
+			if ok := n <= event.MaxTitleLen; (err == nil) != ok {
 				t.Errorf("title of %d × %q: err = %v, want ok=%v", n, unit, err, ok)
 			}
 			if err != nil && !strings.Contains(err.Error(), "data.title: must be a string of at most 500 characters (got 501)") {
@@ -247,7 +247,7 @@ func TestParseDraftInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			d, err := streams.ParseDraft([]byte(tt.in))
+			d, err := event.ParseDraft([]byte(tt.in))
 			if err == nil {
 				t.Fatalf("ParseDraft accepted %s: %+v", tt.in, d)
 			}
@@ -261,10 +261,10 @@ func TestParseDraftInvalid(t *testing.T) {
 
 func catCheckErr(t *testing.T, err error, index int, field, msg string) {
 	t.Helper()
-	if !errors.Is(err, streams.ErrInvalidEvent) {
+	if !errors.Is(err, event.ErrInvalidEvent) {
 		t.Fatalf("error %v does not wrap ErrInvalidEvent", err)
 	}
-	var ve *streams.ValidationError
+	var ve *event.ValidationError
 	if !errors.As(err, &ve) {
 		t.Fatalf("error %T is not a *ValidationError", err)
 	}
@@ -305,12 +305,12 @@ func TestParseBatch(t *testing.T) {
 		{"single object with whitespace", " \r\n\t" + one + "\n", 1},
 		{"array of one", "[" + one + "]", 1},
 		{"array with whitespace", " \n[ " + one + " ,\n\t" + one + " ]\n ", 2},
-		{"max batch", catBatch(streams.MaxBatch, -1), streams.MaxBatch},
+		{"max batch", catBatch(event.MaxBatch, -1), event.MaxBatch},
 	}
 	for _, tt := range valid {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ds, err := streams.ParseBatch([]byte(tt.in))
+			ds, err := event.ParseBatch([]byte(tt.in))
 			if err != nil {
 				t.Fatalf("ParseBatch: %v", err)
 			}
@@ -324,7 +324,7 @@ func TestParseBatch(t *testing.T) {
 			}
 		})
 	}
-	if ds, _ := streams.ParseBatch([]byte(catBatch(3, -1))); string(ds[2].Data) != `{"job_id":"`+catTestJob+`","percent":2}` {
+	if ds, _ := event.ParseBatch([]byte(catBatch(3, -1))); string(ds[2].Data) != `{"job_id":"`+catTestJob+`","percent":2}` {
 		t.Errorf("batch order not kept: %s", ds[2].Data)
 	}
 
@@ -341,10 +341,10 @@ func TestParseBatch(t *testing.T) {
 		{"bom", "\ufeff" + one, -1, "body", "must be an event object or an array"},
 		{"empty array", `[]`, -1, "body", "at least one event"},
 		{"empty array spaced", " [ \n ] ", -1, "body", "at least one event"},
-		{"too many", catBatch(streams.MaxBatch+1, -1), -1, "body", "too many events (at most 1000"},
+		{"too many", catBatch(event.MaxBatch+1, -1), -1, "body", "too many events (at most 1000"},
 		{"way too many", "[" + strings.Repeat(one+",", 5000) + one + "]", -1, "body", "too many events"},
 		{"bad element first", catBatch(3, 0), 0, "data.percent", "must be an integer from 0 to 100"},
-		{"bad element last of max", catBatch(streams.MaxBatch, streams.MaxBatch-1), 999, "data.percent", "got 101"},
+		{"bad element last of max", catBatch(event.MaxBatch, event.MaxBatch-1), 999, "data.percent", "got 101"},
 		{"non-object element", "[" + one + ",1]", 1, "", "must be a JSON object"},
 		{"null element", "[" + one + "," + one + ",null]", 2, "", "got null"},
 		{"nested array element", "[[" + one + "]]", 0, "", "got array"},
@@ -360,7 +360,7 @@ func TestParseBatch(t *testing.T) {
 	for _, tt := range invalid {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ds, err := streams.ParseBatch([]byte(tt.in))
+			ds, err := event.ParseBatch([]byte(tt.in))
 			if err == nil {
 				t.Fatalf("ParseBatch accepted it: %d drafts", len(ds))
 			}
@@ -370,7 +370,7 @@ func TestParseBatch(t *testing.T) {
 			catCheckErr(t, err, tt.index, tt.field, tt.msg)
 		})
 	}
-	_, err := streams.ParseBatch([]byte(catBatch(5, 3)))
+	_, err := event.ParseBatch([]byte(catBatch(5, 3)))
 	if got, want := err.Error(), "event[3]: data.percent: must be an integer from 0 to 100, got 101"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
@@ -399,15 +399,15 @@ func FuzzParseDraft(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		d, err := streams.ParseDraft(raw)
+		d, err := event.ParseDraft(raw)
 		if err != nil {
-			var ve *streams.ValidationError
-			if !errors.As(err, &ve) || !errors.Is(err, streams.ErrInvalidEvent) || ve.Index != -1 {
+			var ve *event.ValidationError
+			if !errors.As(err, &ve) || !errors.Is(err, event.ErrInvalidEvent) || ve.Index != -1 {
 				t.Fatalf("bad error %T %v", err, err)
 			}
 			return
 		}
-		if !streams.KnownType(d.Type) || d.Topic == "" {
+		if !event.KnownType(d.Type) || d.Topic == "" {
 			t.Fatalf("bad draft %+v", d)
 		}
 		catRoundTrip(t, d)

@@ -1,4 +1,4 @@
-package streams
+package event
 
 // Topic grants: the patterns of a token's topics claim bound everything the token touches (SPEC §8):
 // streams, history, jobs, publish and webhooks. A grant is a []Pattern; nil means unrestricted.

@@ -1,11 +1,11 @@
-package streams_test
+package event_test
 
 import (
 	"strings"
 	"testing"
 	"unicode/utf8"
 
-	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/event"
 )
 
 var sanCases = []struct {
@@ -102,14 +102,14 @@ func TestSanitize(t *testing.T) {
 	for _, tt := range sanCases {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := streams.SanitizeError(tt.in)
+			got := event.SanitizeError(tt.in)
 			if got != tt.want {
 				t.Fatalf("SanitizeError(%q)\n got %q\nwant %q", tt.in, got, tt.want)
 			}
-			if m := streams.SanitizeMessage(tt.in); m != tt.want {
+			if m := event.SanitizeMessage(tt.in); m != tt.want {
 				t.Fatalf("SanitizeMessage(%q) = %q, want %q", tt.in, m, tt.want)
 			}
-			sanCheck(t, tt.in, streams.MaxErrorLen, streams.SanitizeError)
+			sanCheck(t, tt.in, event.MaxErrorLen, event.SanitizeError)
 		})
 	}
 }
@@ -122,17 +122,17 @@ func TestSanitizeCap(t *testing.T) {
 		fn   func(string) string
 		want string
 	}{
-		{"message exact", strings.Repeat("a", 200), streams.SanitizeMessage, strings.Repeat("a", 200)},
-		{"message over", strings.Repeat("a", 201), streams.SanitizeMessage, strings.Repeat("a", 200)},
-		{"error exact", strings.Repeat("é", 500), streams.SanitizeError, strings.Repeat("é", 500)},
-		{"error over multibyte", strings.Repeat("😀", 501), streams.SanitizeError, strings.Repeat("😀", 500)},
-		{"cut then trim", strings.Repeat("a", 199) + " bbbb", streams.SanitizeMessage, strings.Repeat("a", 199)},
-		{"counts after collapse", strings.Repeat("a  ", 100), streams.SanitizeMessage, strings.TrimSpace(strings.Repeat("a ", 100))},
-		{"cut not inside marker", strings.Repeat("a", 196) + " /etc/passwd tail", streams.SanitizeMessage, strings.Repeat("a", 196)},
-		{"marker fits", strings.Repeat("a", 193) + " /etc/x", streams.SanitizeMessage, strings.Repeat("a", 193) + " [path]"},
-		{"sql marker at cap", strings.Repeat("a", 195) + " SELECT * FROM t", streams.SanitizeMessage, strings.Repeat("a", 195)},
-		{"huge single line", strings.Repeat("x", 1<<20), streams.SanitizeError, strings.Repeat("x", 500)},
-		{"cut makes a frame", "at " + strings.Repeat("x", 194) + "(y) and more words here", streams.SanitizeMessage, ""},
+		{"message exact", strings.Repeat("a", 200), event.SanitizeMessage, strings.Repeat("a", 200)},
+		{"message over", strings.Repeat("a", 201), event.SanitizeMessage, strings.Repeat("a", 200)},
+		{"error exact", strings.Repeat("é", 500), event.SanitizeError, strings.Repeat("é", 500)},
+		{"error over multibyte", strings.Repeat("😀", 501), event.SanitizeError, strings.Repeat("😀", 500)},
+		{"cut then trim", strings.Repeat("a", 199) + " bbbb", event.SanitizeMessage, strings.Repeat("a", 199)},
+		{"counts after collapse", strings.Repeat("a  ", 100), event.SanitizeMessage, strings.TrimSpace(strings.Repeat("a ", 100))},
+		{"cut not inside marker", strings.Repeat("a", 196) + " /etc/passwd tail", event.SanitizeMessage, strings.Repeat("a", 196)},
+		{"marker fits", strings.Repeat("a", 193) + " /etc/x", event.SanitizeMessage, strings.Repeat("a", 193) + " [path]"},
+		{"sql marker at cap", strings.Repeat("a", 195) + " SELECT * FROM t", event.SanitizeMessage, strings.Repeat("a", 195)},
+		{"huge single line", strings.Repeat("x", 1<<20), event.SanitizeError, strings.Repeat("x", 500)},
+		{"cut makes a frame", "at " + strings.Repeat("x", 194) + "(y) and more words here", event.SanitizeMessage, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,7 +147,7 @@ func TestSanitizeCap(t *testing.T) {
 func TestSanitizeManyLines(t *testing.T) {
 	t.Parallel()
 	in := strings.Repeat("\tat com.foo.Bar(Bar.java:12)\n", 50000) + "last"
-	if got := streams.SanitizeError(in); got != "last" {
+	if got := event.SanitizeError(in); got != "last" {
 		t.Fatalf("got %q", got)
 	}
 }
@@ -187,7 +187,7 @@ func FuzzSanitize(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		sanCheck(t, s, streams.MaxMessageLen, streams.SanitizeMessage)
-		sanCheck(t, s, streams.MaxErrorLen, streams.SanitizeError)
+		sanCheck(t, s, event.MaxMessageLen, event.SanitizeMessage)
+		sanCheck(t, s, event.MaxErrorLen, event.SanitizeError)
 	})
 }
