@@ -3,10 +3,11 @@ package streams
 import (
 	"context"
 	"encoding/json"
-	"github.com/eventgate/eventgate/event"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/eventgate/eventgate/event"
 )
 
 // HubOptions tune a Hub. Zero values select the defaults.

@@ -2,8 +2,9 @@ package streams
 
 import (
 	"context"
-	"github.com/eventgate/eventgate/event"
 	"testing"
+
+	"github.com/eventgate/eventgate/event"
 )
 
 // nopLog is a Log that holds nothing; the fan-out benchmark drives dispatch directly.

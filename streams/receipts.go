@@ -3,8 +3,9 @@ package streams
 import (
 	"context"
 	"errors"
-	"github.com/eventgate/eventgate/event"
 	"time"
+
+	"github.com/eventgate/eventgate/event"
 )
 
 // Receipts remembers publish responses by Idempotency-Key, so a repeated request returns the first

@@ -2,9 +2,10 @@ package streams
 
 import (
 	"encoding/json"
-	"github.com/eventgate/eventgate/event"
 	"maps"
 	"slices"
+
+	"github.com/eventgate/eventgate/event"
 )
 
 // Resync reasons (SPEC §1).

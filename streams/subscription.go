@@ -2,9 +2,10 @@ package streams
 
 import (
 	"context"
-	"github.com/eventgate/eventgate/event"
 	"sync"
 	"sync/atomic"
+
+	"github.com/eventgate/eventgate/event"
 )
 
 // Subscription is one subscriber's view of the log: history after its position, then live events,
