@@ -18,7 +18,6 @@ import (
 var (
 	errTooLarge           = errors.New("payload too large")
 	errBadRequest         = errors.New("bad request")
-	errIdempotencyInUse   = errors.New("idempotency key in use")
 	errNotFound           = errors.New("not found")
 	errForbidden          = errors.New("forbidden")
 	errOverloaded         = errors.New("overloaded")
@@ -55,7 +54,7 @@ var errorTable = []struct {
 	{errForbidden, http.StatusForbidden, "forbidden", true, ""},
 	{errNotFound, http.StatusNotFound, "not_found", true, ""},
 	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed", true, ""},
-	{errIdempotencyInUse, http.StatusConflict, "idempotency_key_in_use", true, ""},
+	{streams.ErrKeyInFlight, http.StatusConflict, "idempotency_key_in_use", false, "A request with this Idempotency-Key is still in progress."},
 	{webhooks.ErrTooMany, http.StatusConflict, "too_many_webhooks", true, ""},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "payload_too_large", true, ""},
 	{errUnsupportedMediaType, http.StatusUnsupportedMediaType, "unsupported_media_type", true, ""},
@@ -64,7 +63,7 @@ var errorTable = []struct {
 	{errRateLimited, http.StatusTooManyRequests, "rate_limited", true, ""},
 	{errOverloaded, http.StatusServiceUnavailable, "overloaded", true, ""},
 	{errDraining, http.StatusServiceUnavailable, "draining", false, "The server is shutting down; retry on another instance."},
-	{errAppendUnknown, http.StatusServiceUnavailable, "store_unavailable", false, "The event store did not confirm the append: the events may or may not be in the log. Retry with the same Idempotency-Key (a retry without one may append them twice)."},
+	{streams.ErrOutcomeUnknown, http.StatusServiceUnavailable, "store_unavailable", false, "The event store did not confirm the append: the events may or may not be in the log. Retry with the same Idempotency-Key (a retry without one may append them twice)."},
 	{streams.ErrUnavailable, http.StatusServiceUnavailable, "store_unavailable", false, "The event store is unavailable; retry later."},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout", false, "The event store did not answer in time; retry later."},
 }

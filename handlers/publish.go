@@ -15,16 +15,9 @@ import (
 	"github.com/eventgate/eventgate/streams"
 )
 
-// inFlightTTL bounds how long a claimed Idempotency-Key blocks retries before its receipt exists.
-const inFlightTTL = time.Minute
-
 // publishTimeout bounds a publish's store calls (claim, append, receipt), counted from when the
 // body has been read and validated: a frozen store gets a 503 within it, not a hung request.
 const publishTimeout = 3 * time.Second
-
-// errAppendUnknown is wrapped when the store did not confirm an append (it failed or timed out
-// after the request may have reached it): the events may or may not be in the log.
-var errAppendUnknown = errors.New("append outcome unknown")
 
 // publish serves POST /api/v1/events (SPEC §4): one event or a batch, validated whole before
 // anything is appended, appended atomically, with an optional Idempotency-Key.
@@ -73,7 +66,7 @@ func (s *Server) publish(c *gin.Context) {
 		}
 		key = subjectScoped(c, key) // one subject cannot replay (or block) another's keys
 	}
-	ids, prior, err := s.appendOnce(ctx, key, drafts)
+	ids, prior, err := s.publisher.Publish(ctx, key, drafts)
 	switch {
 	case err != nil:
 		s.fail(c, err)
@@ -85,68 +78,6 @@ func (s *Server) publish(c *gin.Context) {
 	}
 	s.metrics.publishedEvents(drafts)
 	c.Data(http.StatusCreated, "application/json; charset=utf-8", streams.ReceiptBody(ids)) // {"ids":[...]}
-}
-
-// appendOnce appends drafts, at most once per Idempotency-Key (none: a plain append). When key
-// was used before, nothing is appended and prior is the first request's response. An error whose
-// outcome is unknown (the store may have applied the append) wraps errAppendUnknown.
-//
-// Receipts that combine with the log (Redis) look the key up, append and store the receipt in
-// one atomic step: a retry after an unknown outcome finds the receipt or appends, never both,
-// and is never blocked. Otherwise (in process) the key is claimed, the events appended, then the
-// receipt stored; after an unknown outcome the claim is kept until it lapses (inFlightTTL), so a
-// retry gets 409 rather than a second copy.
-func (s *Server) appendOnce(ctx context.Context, key string, drafts []event.Draft) (ids []event.ID, prior []byte, err error) {
-	unknown := func(err error) error {
-		if errors.Is(err, streams.ErrUnavailable) || ctx.Err() != nil ||
-			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			return fmt.Errorf("%w: %w", errAppendUnknown, err)
-		}
-		return err
-	}
-	if key == "" {
-		ids, err = s.events.Append(ctx, drafts)
-		if err != nil {
-			return nil, nil, unknown(err)
-		}
-		return ids, nil, nil
-	}
-	if ar, ok := s.receipts.(streams.AtomicReceipts); ok {
-		ids, prior, ok, err := ar.AppendOnce(ctx, s.events, key, drafts, s.cfg.IdempotencyTTL)
-		switch {
-		case !ok:
-		case errors.Is(err, streams.ErrKeyInFlight):
-			return nil, nil, fmt.Errorf("%w: a request with this Idempotency-Key is still in progress", errIdempotencyInUse)
-		case err != nil:
-			return nil, nil, unknown(err)
-		default:
-			return ids, prior, nil
-		}
-	}
-	// The in-flight claim is short-lived: a crash between claim and receipt must not block the
-	// key for a day. The receipt itself is kept for IdempotencyTTL.
-	prior, claimed, err := s.receipts.Claim(ctx, key, inFlightTTL)
-	switch {
-	case err != nil:
-		return nil, nil, err
-	case !claimed && prior == nil:
-		return nil, nil, fmt.Errorf("%w: a request with this Idempotency-Key is still in progress", errIdempotencyInUse)
-	case !claimed:
-		return nil, prior, nil
-	}
-	if ids, err = s.events.Append(ctx, drafts); err != nil {
-		if err = unknown(err); !errors.Is(err, errAppendUnknown) {
-			if rerr := s.receipts.Release(ctx, key); rerr != nil {
-				s.log.Warn("releasing idempotency key failed", "err", rerr)
-			}
-		}
-		return nil, nil, err
-	}
-	// The events are in the log: failing to remember the key must not fail the request.
-	if err := s.receipts.Complete(ctx, key, streams.ReceiptBody(ids), s.cfg.IdempotencyTTL); err != nil {
-		s.log.Warn("storing idempotency receipt failed", "err", err)
-	}
-	return ids, nil, nil
 }
 
 func validIdempotencyKey(k string) bool {

@@ -126,8 +126,9 @@ type Server struct {
 	hub      *streams.Hub
 	log      *slog.Logger
 	events   streams.Log
-	receipts streams.Receipts
-	jobs     jobs.Store
+	// publisher appends published batches, at most once per Idempotency-Key.
+	publisher *streams.Publisher
+	jobs      jobs.Store
 	leases   limits.Leases
 	store    Pinger
 	metrics  *Metrics
@@ -154,11 +155,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Metrics = NewMetrics()
 	}
 	s := &Server{
-		cfg: cfg, hub: deps.Hub, log: deps.Logger, events: deps.Log, receipts: deps.Receipts, jobs: deps.Jobs, leases: deps.Leases,
+		cfg: cfg, hub: deps.Hub, log: deps.Logger, events: deps.Log, jobs: deps.Jobs, leases: deps.Leases,
 		store: deps.Store, metrics: deps.Metrics, webhooks: deps.Webhooks,
 		connectRate: &rateRoute{name: RouteConnect, limiter: deps.ConnectLimiter, key: connectKey, failOpen: connectFailOpen},
 		publishRate: &rateRoute{name: RoutePublish, limiter: deps.PublishLimiter, key: publishKey, failOpen: publishFailOpen},
 	}
+	s.publisher = streams.NewPublisher(deps.Log, deps.Receipts, streams.PublisherOptions{ReceiptTTL: cfg.IdempotencyTTL, Logger: deps.Logger})
 	drainCtx, startDrain := context.WithCancel(context.Background())
 	s.draining, s.startDrain = drainCtx.Done(), startDrain
 	gin.SetMode(gin.ReleaseMode)

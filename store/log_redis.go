@@ -89,6 +89,9 @@ func NewRedis(client, tail redis.UniversalClient, key string, retention int64, o
 // Key returns the stream key.
 func (r *Redis) Key() string { return r.key }
 
+// Retention returns the approximate number of entries appends trim the stream to (0: no trimming).
+func (r *Redis) Retention() int64 { return r.retention }
+
 // Ping checks that the server answers, for readiness probes.
 func (r *Redis) Ping(ctx context.Context) error {
 	if err := r.client.Ping(ctx).Err(); err != nil {

@@ -50,11 +50,11 @@ func (r *RedisReceipts) AppendOnce(ctx context.Context, log streams.Log, key str
 		return nil, nil, false, nil
 	}
 	args := make([]any, 0, 2+len(drafts))
-	args = append(args, max(rl.retention, 0), ttl.Milliseconds())
+	args = append(args, rl.Retention(), ttl.Milliseconds())
 	for _, d := range drafts {
 		args = append(args, d.Payload())
 	}
-	raw, err := appendOnceScript.Run(ctx, r.client, []string{rl.key, r.key(key)}, args...).StringSlice()
+	raw, err := appendOnceScript.Run(ctx, r.client, []string{rl.Key(), r.key(key)}, args...).StringSlice()
 	if err != nil {
 		return nil, nil, true, redisFail(ctx, "append with receipt", err)
 	}
