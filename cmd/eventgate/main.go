@@ -10,16 +10,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventgate/eventgate/auth"
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/handlers"
 	"github.com/eventgate/eventgate/jobs"
@@ -47,159 +45,63 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
 
-// run starts the server and blocks until it has shut down; it returns the exit code.
+// run starts the server and blocks until it has shut down; it returns the exit code: 0 after a
+// clean drain, 1 when serving failed, 2 for invalid configuration.
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, verifier, code := configure(args, getenv, stderr)
+	if cfg == nil {
+		return code
+	}
+	logger := newLogger(*cfg, stderr)
+	slog.SetDefault(logger)
+	tuneGC(logger)
+	logAuth(logger, *cfg, verifier)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	g, closeStore, code := assemble(*cfg, verifier, logger, stderr)
+	if g == nil {
+		return code
+	}
+	defer closeStore()
+	if code := g.listen(stderr); code != 0 {
+		return code
+	}
+	g.start()
+	if err := g.wait(ctx); err != nil {
+		logger.Error("server failed", "err", err)
+		g.stop()
+		return 1
+	}
+	stop() // a second signal now ends the process at once (Go's default behaviour)
+	g.drain()
+	return 0
+}
+
+// configure reads the configuration and the token verifier; nil config means exit with code.
+func configure(args []string, getenv func(string) string, stderr io.Writer) (*config, *auth.Verifier, int) {
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return nil, nil, 0
 		}
 		fmt.Fprintf(stderr, "eventgate: invalid configuration: %v\n", err)
-		return 2
+		return nil, nil, 2
 	}
 	verifier, err := buildVerifier(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "eventgate: invalid configuration: %v\n", err)
-		return 2
+		return nil, nil, 2
 	}
-	logger := newLogger(cfg, stderr)
-	slog.SetDefault(logger)
-	tuneGC(logger)
+	return &cfg, verifier, 0
+}
+
+func logAuth(logger *slog.Logger, cfg config, verifier *auth.Verifier) {
 	if verifier == nil {
 		logger.Warn("EVENTGATE_AUTH=none: authentication is off; every route is open to anyone who can reach this address")
-	} else {
-		logger.Info("authentication on", "algorithm", verifier.Algorithm(), "connect_rate", cfg.ConnectRate.String(), "publish_rate", cfg.PublishRate.String())
+		return
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
-	metrics := handlers.NewMetrics()
-	backend, closeBackend, err := openStore(cfg, logger, metrics.InvalidEntry)
-	if err != nil {
-		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_REDIS_URL: %v\n", err)
-		return 2
-	}
-	defer closeBackend()
-	connectLimiter, publishLimiter := rateLimiters(cfg, backend.redis)
-
-	hub := streams.NewHub(backend.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Logger: logger, Observer: metrics, Resync: jobs.ResyncQueue(backend.jobs)})
-	hooks := newWebhookRuntime(cfg, logger, hub, backend.log, backend.webhooks, metrics.WebhookObserver())
-	srv, err := handlers.New(handlers.Config{
-		Heartbeat:           cfg.Heartbeat,
-		Retry:               cfg.Retry,
-		WriteTimeout:        cfg.WriteTimeout,
-		MaxEventBytes:       cfg.MaxEventBytes,
-		MaxBodyBytes:        int64(cfg.MaxBodyBytes),
-		BodyTimeout:         cfg.BodyTimeout,
-		MaxRequestsPerIP:    cfg.MaxRequestsPerIP,
-		DrainSpread:         cfg.ShutdownGrace / 2,
-		TrustedProxies:      cfg.TrustedProxies,
-		AllowedOrigins:      cfg.AllowedOrigins,
-		MaxConnections:      cfg.MaxConns,
-		MaxConnectionsPerIP: cfg.MaxConnsPerIP,
-		ExternalMetrics:     cfg.MetricsAddr != "",
-		Auth:                verifier,
-	}, handlers.Deps{ConnectLimiter: connectLimiter, PublishLimiter: publishLimiter, Metrics: metrics, Hub: hub, Log: backend.log, Receipts: backend.receipts, Jobs: backend.jobs, Leases: backend.leases, Store: backend.log, Logger: logger,
-		Webhooks: hooks.service})
-	if err != nil {
-		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_TRUSTED_PROXIES: %v\n", err)
-		return 2
-	}
-
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		fmt.Fprintf(stderr, "eventgate: EVENTGATE_ADDR: %v\n", err)
-		return 1
-	}
-	httpSrv := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		// No WriteTimeout: it is a deadline for the whole response and would kill streams.
-		// Streams set a deadline per write instead.
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan struct{})
-	go func() { defer close(hubDone); _ = hub.Run(hubCtx) }()
-	if backend.background != nil {
-		go backend.background(hubCtx)
-	}
-	go func() { _ = jobs.NewProjector(hub, backend.jobs, logger).Run(hubCtx) }()
-	hooks.start()
-
-	serveErr := make(chan error, 3)
-	go func() { serveErr <- httpSrv.Serve(ln) }()
-	// Side listeners, each on an address of its own when configured: never the public one.
-	var side []*http.Server
-	for _, l := range []struct {
-		env, addr, what string
-		handler         http.Handler
-		writeTimeout    time.Duration // none for profiles: ?seconds= may ask for longer
-	}{
-		{"EVENTGATE_METRICS_ADDR", cfg.MetricsAddr, "metrics", metricsHandler(metrics), 30 * time.Second},
-		{"EVENTGATE_DEBUG_ADDR", cfg.DebugAddr, "profiles", debugHandler(), 0},
-	} {
-		if l.addr == "" {
-			continue
-		}
-		sln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			fmt.Fprintf(stderr, "eventgate: %s: %v\n", l.env, err)
-			for _, srv := range side {
-				_ = srv.Close()
-			}
-			_ = httpSrv.Close()
-			stopHub()
-			<-hubDone
-			return 1
-		}
-		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: l.writeTimeout,
-			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-		side = append(side, srv)
-		go func() { serveErr <- srv.Serve(sln) }()
-		logger.Info(l.what+" listening", "addr", sln.Addr().String())
-	}
-	logger.Info("eventgate listening", "addr", ln.Addr().String(), "store", backend.name, "durable", backend.durable)
-	if !backend.durable {
-		logger.Warn("no EVENTGATE_REDIS_URL: using the in-process store; events are lost on restart")
-	}
-
-	select {
-	case err := <-serveErr:
-		logger.Error("server failed", "err", err)
-		stopHub()
-		<-hubDone
-		return 1
-	case <-ctx.Done():
-	}
-	stop() // a second signal now ends the process at once (Go's default behaviour)
-	logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
-	began := time.Now()
-	srv.Drain()
-	hooksDone := hooks.shutdown(began.Add(cfg.ShutdownGrace), logger) // in flight finish or stay pending
-	// Keep the listener open while streams end (spread over half the grace): /readyz answers 503
-	// and a new SSE request gets 200 + retry + shutdown rather than a refused connection.
-	for srv.Active() > 0 && time.Since(began) < cfg.ShutdownGrace*3/4 {
-		time.Sleep(50 * time.Millisecond)
-	}
-	shutdownCtx, cancel := context.WithDeadline(context.Background(), began.Add(cfg.ShutdownGrace))
-	defer cancel()
-	code := 0
-	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
-		logger.Warn("grace period over; closing remaining connections", "err", err)
-		_ = httpSrv.Close()
-	}
-	for _, srv := range side {
-		_ = srv.Close() // scrapes and profiles: nothing to drain
-	}
-	<-hooksDone
-	stopHub()
-	<-hubDone
-	logger.Info("stopped")
-	return code
+	logger.Info("authentication on", "algorithm", verifier.Algorithm(), "connect_rate", cfg.ConnectRate.String(), "publish_rate", cfg.PublishRate.String())
 }
 
 // backend is the configured log with its companions.
