@@ -122,19 +122,19 @@ type Deps struct {
 
 // Server serves eventgate's HTTP API. Its methods are safe for concurrent use.
 type Server struct {
-	cfg      Config
-	hub      *streams.Hub
-	log      *slog.Logger
-	events   streams.Log
+	cfg    Config
+	hub    *streams.Hub
+	log    *slog.Logger
+	events streams.Log
 	// publisher appends published batches, at most once per Idempotency-Key.
 	publisher *streams.Publisher
 	jobs      jobs.Store
-	leases   limits.Leases
-	store    Pinger
-	metrics  *Metrics
-	webhooks *webhooks.Service
-	active   atomic.Int64 // streaming connections held
-	requests ipGate       // non-stream requests in flight per client IP (input.go)
+	leases    limits.Leases
+	store     Pinger
+	metrics   *Metrics
+	webhooks  *webhooks.Service
+	active    atomic.Int64 // streaming connections held
+	requests  ipGate       // non-stream requests in flight per client IP (input.go)
 	// connectRate and publishRate are the rate-limited routes (handlers/ratelimit.go).
 	connectRate, publishRate *rateRoute
 	engine                   *gin.Engine
