@@ -185,24 +185,9 @@ func TestResetBehindSubscriberResyncs(t *testing.T) {
 	sub, _ := h.Subscribe(ctx, event.Filter{}, streams.After(ids[1])) // not read yet
 	defer sub.Close()
 
-	// waitJoin polls where a live subscriber joins now: the hub reader's position.
-	waitJoin := func(what string, ok func(event.ID) bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			probe, _ := h.Subscribe(ctx, event.Filter{}, streams.Live)
-			joined := probe.Position()
-			probe.Close()
-			if ok(joined) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the hub is at %v", what, joined)
-			}
-		}
-	}
-	waitJoin("dispatched", func(id event.ID) bool { return id == ids[4] })
+	hubAt(t, h, "dispatched", func(id event.ID) bool { return id == ids[4] })
 	log.set(quickRing(100), false) // the store came back empty
-	waitJoin("noticed the reset", func(id event.ID) bool { return id.Less(ids[0]) })
+	hubAt(t, h, "noticed the reset", func(id event.ID) bool { return id.Less(ids[0]) })
 	later := appendN(t, log, 2) // producers carry on; the new log's ids pass the old ones
 	got := collect(t, sub, 3)
 	if !got[0].Control || !strings.Contains(string(got[0].JSON), streams.ReasonUnknown) {
