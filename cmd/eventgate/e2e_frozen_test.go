@@ -44,14 +44,7 @@ func redisFreeze(t *testing.T, r *privateRedis) (thaw func()) {
 func timedRequest(t *testing.T, timeout time.Duration, method, url, body string, headers map[string]string) (int, http.Header, []byte, time.Duration) {
 	t.Helper()
 	client := &http.Client{Transport: httpClient.Transport, Timeout: timeout}
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
+	req := jsonRequest(t, method, url, body, headers)
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {

@@ -255,15 +255,7 @@ var streamClient = &http.Client{Transport: httpClient.Transport}
 // doRequest sends a request and returns status, headers and body.
 func doRequest(t *testing.T, method, url, body string, headers map[string]string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := httpClient.Do(req)
+	resp, err := httpClient.Do(jsonRequest(t, method, url, body, headers))
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -273,6 +265,20 @@ func doRequest(t *testing.T, method, url, body string, headers map[string]string
 		t.Fatalf("%s %s: reading body: %v", method, url, err)
 	}
 	return resp.StatusCode, resp.Header, raw
+}
+
+// jsonRequest builds a request with a JSON body (every body must be application/json) and headers.
+func jsonRequest(t *testing.T, method, url, body string, headers map[string]string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	return req
 }
 
 // publish POSTs body to /api/v1/events. ids is set when the answer is a 201 {"ids":[...]}.
