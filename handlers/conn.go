@@ -42,13 +42,11 @@ type connInfo struct {
 
 // openConn logs a connection's start and returns its record.
 func (s *Server) openConn(c *gin.Context, transport string, f event.Filter, start streams.Start) *connInfo {
-	info := &connInfo{s: s, transport: transport, subject: c.GetString(ctxSubject), opened: time.Now()}
-	if v, ok := c.Get(ctxSlot); ok {
-		info.slot, _ = v.(*slot)
-	}
+	info := &connInfo{s: s, transport: transport, subject: subjectOf(c), opened: time.Now()}
+	info.slot = slotOf(c)
 	if info.slot != nil {
 		info.id, info.clientIP = info.slot.id, info.slot.ip
-		c.Set(ctxOwned, true)
+		setOwned(c)
 	} else {
 		info.id, info.clientIP = connID(), c.ClientIP()
 	}
@@ -119,10 +117,10 @@ func (i *connInfo) delivered(evs []*event.Event, err error) {
 func (i *connInfo) observeLater(c *gin.Context, status int) {
 	i.observeHTTP, i.httpStatus, i.method, i.route = true, status, c.Request.Method, c.FullPath()
 	i.started = i.opened
-	if t, ok := c.Get(ctxStarted); ok {
-		i.started, _ = t.(time.Time)
+	if t, ok := startedAt(c); ok {
+		i.started = t
 	}
-	c.Set(ctxObserveLater, true)
+	setObserveLater(c)
 }
 
 // close records and logs the connection's end, then frees its slots (so that once Server.Active
@@ -144,9 +142,6 @@ func (i *connInfo) close(reason string) {
 		i.slot.release()
 	}
 }
-
-// Keys of values that middleware leaves on the gin context for the streaming handlers.
-const ctxSubject = "eventgate.subject"
 
 func connID() string {
 	var b [8]byte

@@ -9,13 +9,6 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// ctxOwned marks that a streaming handler took over the connection's slot (and will release it
-// when the connection ends); ctxSlot carries the slot (*slot).
-const (
-	ctxOwned = "eventgate.owned"
-	ctxSlot  = "eventgate.slot"
-)
-
 // admit is the connection cap of /stream and /ws, checked before the stream starts or the upgrade:
 // EVENTGATE_MAX_CONNECTIONS per instance (503 + Retry-After), EVENTGATE_MAX_CONNECTIONS_PER_IP
 // across instances when leases are in Redis (429). The slots are freed the moment the connection
@@ -48,10 +41,10 @@ func (s *Server) admit(c *gin.Context) {
 		return
 	}
 	sl := &slot{s: s, id: id, ip: ip, leased: leased}
-	c.Set(ctxSlot, sl)
+	setSlot(c, sl)
 	// Deferred: a panic below (recovered further up) must not leak the slot or the lease.
 	defer func() {
-		if !c.GetBool(ctxOwned) {
+		if !owned(c) {
 			sl.release()
 		}
 	}()
@@ -59,7 +52,7 @@ func (s *Server) admit(c *gin.Context) {
 }
 
 // slot is a connection's place under the caps: one of the instance's and, when leased, its lease
-// under the client's IP. A streaming handler takes it over (ctxOwned) and releases it when the
+// under the client's IP. A streaming handler takes it over (setOwned) and releases it when the
 // connection ends.
 type slot struct {
 	s        *Server

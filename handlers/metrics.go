@@ -237,21 +237,15 @@ func (m *Metrics) publishedEvents(drafts []event.Draft) {
 // transport returns the series of transport t.
 func (m *Metrics) transport(t string) *transportMetrics { return m.transports[t] }
 
-// Keys of the values the HTTP middleware shares with the streaming handlers.
-const (
-	ctxStarted      = "eventgate.started"       // time.Time the request began
-	ctxObserveLater = "eventgate.observe_later" // the WebSocket connection observes at its end
-)
-
 // observeHTTP is the middleware that records eventgate_http_request_duration_seconds by route
 // template ("unmatched" for no route). A streaming route is observed once, when it ends: SSE when
 // the handler returns, WebSocket (whose handler returns after the upgrade) when the connection
 // closes (see connInfo.close).
 func (m *Metrics) observeHTTP(c *gin.Context) {
 	start := time.Now()
-	c.Set(ctxStarted, start)
+	setStarted(c, start)
 	defer func() {
-		if c.GetBool(ctxObserveLater) {
+		if observesLater(c) {
 			return
 		}
 		m.observeRequest(c.Request.Method, c.FullPath(), c.Writer.Status(), time.Since(start))
