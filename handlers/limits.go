@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/eventgate/eventgate/telemetry"
 )
 
 // admit is the connection cap of /stream and /ws, checked before the stream starts or the upgrade:
@@ -30,7 +32,7 @@ func (s *Server) admit(c *gin.Context) {
 		// Fail open: a lease store outage must not take streaming down; the per-instance cap
 		// still bounds the damage.
 		s.log.Warn("connection lease unavailable; admitting without per-IP check", "err", err)
-		s.metrics.storeErr(storeErrLeases)
+		s.metrics.StoreError(telemetry.StoreLeases)
 		ok, leased = true, false
 	}
 	if !ok {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/telemetry"
 )
 
 // sseHeaders are sent on every stream response (SPEC §2). X-Accel-Buffering stops nginx from
@@ -132,7 +133,7 @@ func (s *Server) stream(c *gin.Context) {
 		}
 		return
 	}
-	info := s.openConn(c, transportSSE, filter, start)
+	info := s.openConn(c, telemetry.SSE, filter, start)
 	expired, stopExpiry := tokenExpiry(principalOf(c)) // nil channel when auth is off
 	sseHeaders(c.Writer.Header())
 	first := appendRetry(nil, s.cfg.Retry)

@@ -26,6 +26,7 @@ import (
 	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/telemetry"
 	"github.com/eventgate/eventgate/webhooks"
 )
 
@@ -74,7 +75,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	metrics := handlers.NewMetrics()
+	metrics := telemetry.NewMetrics()
 	backend, closeBackend, err := openStore(cfg, logger, metrics.InvalidEntry)
 	if err != nil {
 		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_REDIS_URL: %v\n", err)
