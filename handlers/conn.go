@@ -117,14 +117,14 @@ func (i *connInfo) observeLater(c *gin.Context, status int) {
 
 // close records and logs the connection's end, then frees its slots (so that once Server.Active
 // has dropped, the metrics and the log line are written). Call once.
-func (i *connInfo) close(reason string) {
-	i.tm.Closed(telemetry.CloseReason(reason))
+func (i *connInfo) close(reason telemetry.CloseReason) {
+	i.tm.Closed(reason)
 	if i.observeHTTP {
 		i.s.metrics.ObserveRequest(i.method, i.route, i.httpStatus, time.Since(i.started))
 	}
 	i.s.log.Info("connection closed", "conn", i.id, "transport", string(i.transport), "client_ip", i.clientIP,
 		"subject", i.subject, "duration", time.Since(i.opened).Round(time.Millisecond).String(),
-		"events_sent", i.sent, "reason", reason)
+		"events_sent", i.sent, "reason", string(reason))
 	if i.slot != nil {
 		i.slot.release()
 	}
