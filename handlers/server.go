@@ -58,7 +58,7 @@ type Config struct {
 	// EVENTGATE_AUTH=none does that at the binary level).
 	Auth *auth.Verifier
 	// ExternalMetrics means /metrics is served on a listener of its own (EVENTGATE_METRICS_ADDR,
-	// with Metrics.Handler) and not by Handler.
+	// with telemetry.Metrics.Handler) and not by Handler.
 	ExternalMetrics bool
 }
 
