@@ -66,9 +66,6 @@ const (
 	RejectForbidden = "forbidden"
 )
 
-// ctxPrincipal is the gin context key of the request's *auth.Principal (absent when auth is off).
-const ctxPrincipal = "eventgate.principal"
-
 // requireScope returns the middleware that authenticates the request and requires scope:
 // 401 with WWW-Authenticate: Bearer without a valid token, 403 when the token lacks the scope.
 // It leaves the principal and its subject on the context. With auth disabled (Config.Auth nil) it
@@ -101,22 +98,14 @@ func (s *Server) requireScope(scope string) gin.HandlerFunc {
 			s.fail(c, fmt.Errorf("%w: the token lacks the %q scope", errForbidden, scope))
 			return
 		}
-		c.Set(ctxPrincipal, p)
-		c.Set(ctxSubject, p.Subject)
+		setPrincipal(c, p)
 	}
-}
-
-// principalOf returns the request's principal, or nil when auth is disabled.
-func principalOf(c *gin.Context) *auth.Principal {
-	v, _ := c.Get(ctxPrincipal)
-	p, _ := v.(*auth.Principal)
-	return p
 }
 
 // subjectScoped prefixes key with a digest of the request's token subject (unchanged when auth
 // is off), so that equal keys of different subjects never meet.
 func subjectScoped(c *gin.Context, key string) string {
-	sub := c.GetString(ctxSubject)
+	sub := subjectOf(c)
 	if sub == "" {
 		return key
 	}

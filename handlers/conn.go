@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/telemetry"
 )
 
 // connInfo is what the open and close log lines of one streaming connection share. Owned by the
@@ -19,7 +20,7 @@ import (
 type connInfo struct {
 	s         *Server
 	id        string
-	transport string
+	transport telemetry.Transport
 	clientIP  string
 	subject   string
 	opened    time.Time
@@ -27,7 +28,7 @@ type connInfo struct {
 	slot      *slot // the connection's place under the caps; nil when none was taken
 
 	// Metrics, resolved at open so that delivery does no label lookup.
-	tm       *transportMetrics
+	tm       *telemetry.Connections
 	openedMS uint64 // opened in Unix ms: events appended since are live deliveries
 	// resumePending: the connection asked for a position; the first successful read from the log
 	// tells whether it resumed or needed a resync.
@@ -41,34 +42,27 @@ type connInfo struct {
 }
 
 // openConn logs a connection's start and returns its record.
-func (s *Server) openConn(c *gin.Context, transport string, f event.Filter, start streams.Start) *connInfo {
-	info := &connInfo{s: s, transport: transport, subject: c.GetString(ctxSubject), opened: time.Now()}
-	if v, ok := c.Get(ctxSlot); ok {
-		info.slot, _ = v.(*slot)
-	}
+func (s *Server) openConn(c *gin.Context, transport telemetry.Transport, f event.Filter, start streams.Start) *connInfo {
+	info := &connInfo{s: s, transport: transport, subject: subjectOf(c), opened: time.Now()}
+	info.slot = slotOf(c)
 	if info.slot != nil {
 		info.id, info.clientIP = info.slot.id, info.slot.ip
-		c.Set(ctxOwned, true)
+		setOwned(c)
 	} else {
 		info.id, info.clientIP = connID(), c.ClientIP()
 	}
-	info.tm = s.metrics.transport(transport)
+	info.tm = s.metrics.Connections(transport)
 	info.openedMS = uint64(info.opened.UnixMilli())
-	info.tm.opened.Inc()
-	info.tm.active.Inc()
-	if start.Live {
-		info.tm.resumes[resumeLive].Inc()
-	} else {
-		info.resumePending = true
-	}
-	if transport == transportWS {
+	info.tm.Opened(start.Live)
+	info.resumePending = !start.Live
+	if transport == telemetry.WebSocket {
 		info.observeLater(c, http.StatusSwitchingProtocols)
 	}
 	resume := "now"
 	if !start.Live {
 		resume = start.After.String()
 	}
-	s.log.Info("connection opened", "conn", info.id, "transport", transport, "client_ip", info.clientIP,
+	s.log.Info("connection opened", "conn", info.id, "transport", string(transport), "client_ip", info.clientIP,
 		"subject", info.subject, "topics", f.TopicStrings(), "resume", resume)
 	return info
 }
@@ -81,15 +75,11 @@ func (i *connInfo) delivered(evs []*event.Event, err error) {
 	i.sent += len(evs)
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
-			i.s.metrics.storeErr(storeErrCatchUp)
+			i.s.metrics.StoreError(telemetry.StoreCatchUp)
 		}
 	} else if i.resumePending {
 		i.resumePending = false
-		outcome := resumeResumed
-		if len(evs) > 0 && evs[0].Control && evs[0].Type == streams.TypeResync {
-			outcome = resumeResync
-		}
-		i.tm.resumes[outcome].Inc()
+		i.tm.Resumed(len(evs) > 0 && evs[0].Control && evs[0].Type == streams.TypeResync)
 	}
 	var nowMS uint64 // read once per batch, and only when an event needs it
 	n := 0
@@ -106,11 +96,11 @@ func (i *connInfo) delivered(evs []*event.Event, err error) {
 			if nowMS > e.ID.MS { // the log's clock may be ahead of ours
 				lag = nowMS - e.ID.MS
 			}
-			i.tm.latency.Observe(float64(lag) / 1000)
+			i.tm.Latency(lag)
 		}
 	}
 	if n > 0 {
-		i.tm.delivered.Add(float64(n))
+		i.tm.Delivered(n)
 	}
 }
 
@@ -119,34 +109,26 @@ func (i *connInfo) delivered(evs []*event.Event, err error) {
 func (i *connInfo) observeLater(c *gin.Context, status int) {
 	i.observeHTTP, i.httpStatus, i.method, i.route = true, status, c.Request.Method, c.FullPath()
 	i.started = i.opened
-	if t, ok := c.Get(ctxStarted); ok {
-		i.started, _ = t.(time.Time)
+	if t, ok := startedAt(c); ok {
+		i.started = t
 	}
-	c.Set(ctxObserveLater, true)
+	setObserveLater(c)
 }
 
 // close records and logs the connection's end, then frees its slots (so that once Server.Active
 // has dropped, the metrics and the log line are written). Call once.
-func (i *connInfo) close(reason string) {
-	i.tm.active.Dec()
-	closed, ok := i.tm.closed[reason]
-	if !ok {
-		closed = i.tm.closed["other"]
-	}
-	closed.Inc()
+func (i *connInfo) close(reason telemetry.CloseReason) {
+	i.tm.Closed(reason)
 	if i.observeHTTP {
-		i.s.metrics.observeRequest(i.method, i.route, i.httpStatus, time.Since(i.started))
+		i.s.metrics.ObserveRequest(i.method, i.route, i.httpStatus, time.Since(i.started))
 	}
-	i.s.log.Info("connection closed", "conn", i.id, "transport", i.transport, "client_ip", i.clientIP,
+	i.s.log.Info("connection closed", "conn", i.id, "transport", string(i.transport), "client_ip", i.clientIP,
 		"subject", i.subject, "duration", time.Since(i.opened).Round(time.Millisecond).String(),
-		"events_sent", i.sent, "reason", reason)
+		"events_sent", i.sent, "reason", string(reason))
 	if i.slot != nil {
 		i.slot.release()
 	}
 }
-
-// Keys of values that middleware leaves on the gin context for the streaming handlers.
-const ctxSubject = "eventgate.subject"
 
 func connID() string {
 	var b [8]byte

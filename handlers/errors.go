@@ -11,6 +11,7 @@ import (
 	"github.com/eventgate/eventgate/auth"
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/telemetry"
 	"github.com/eventgate/eventgate/webhooks"
 )
 
@@ -110,7 +111,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 	}
 	closeUnreadBody(c)
 	if errors.Is(err, streams.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-		s.metrics.storeErr(storeErrRequest)
+		s.metrics.StoreError(telemetry.StoreRequest)
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.Error("request failed", "route", c.FullPath(), "status", status, "err", err)

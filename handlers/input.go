@@ -25,9 +25,6 @@ const (
 	routeWS     = "/api/v1/ws"
 )
 
-// ctxBody is the gin context key of the request's *guardedBody (absent for a request without one).
-const ctxBody = "eventgate.body"
-
 // guardRequest is the middleware that runs on every request before routing's handlers and before
 // authentication. In order, it refuses:
 //   - a query string that cannot be read whole (more than 10,000 parameters, a bad escape, a ';'):
@@ -95,15 +92,15 @@ func isJSON(contentType string) bool {
 // as long as the client trickles it, even before answering 401.
 func (s *Server) guardBody(c *gin.Context) {
 	start := time.Now()
-	if t, ok := c.Get(ctxStarted); ok {
-		start, _ = t.(time.Time)
+	if t, ok := startedAt(c); ok {
+		start = t
 	}
 	rc := http.NewResponseController(c.Writer)
 	// ErrNotSupported (test recorders, which hold no connection) leaves nothing to bound.
 	_ = rc.SetReadDeadline(start.Add(s.cfg.BodyTimeout))
 	b := &guardedBody{ReadCloser: c.Request.Body, rc: rc, timeout: s.cfg.BodyTimeout}
 	c.Request.Body = b
-	c.Set(ctxBody, b)
+	setBody(c, b)
 }
 
 // guardedBody is a request body read under a deadline. It turns the deadline into
@@ -131,13 +128,6 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 		err = fmt.Errorf("%w: the request body did not arrive within %s: %w", errRequestTimeout, b.timeout, err)
 	}
 	return n, err
-}
-
-// bodyOf returns the request's guarded body, or nil.
-func bodyOf(c *gin.Context) *guardedBody {
-	v, _ := c.Get(ctxBody)
-	b, _ := v.(*guardedBody)
-	return b
 }
 
 // closeUnreadBody makes an answer given before the request body was read whole the connection's

@@ -7,13 +7,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-)
 
-// ctxOwned marks that a streaming handler took over the connection's slot (and will release it
-// when the connection ends); ctxSlot carries the slot (*slot).
-const (
-	ctxOwned = "eventgate.owned"
-	ctxSlot  = "eventgate.slot"
+	"github.com/eventgate/eventgate/telemetry"
 )
 
 // admit is the connection cap of /stream and /ws, checked before the stream starts or the upgrade:
@@ -37,7 +32,7 @@ func (s *Server) admit(c *gin.Context) {
 		// Fail open: a lease store outage must not take streaming down; the per-instance cap
 		// still bounds the damage.
 		s.log.Warn("connection lease unavailable; admitting without per-IP check", "err", err)
-		s.metrics.storeErr(storeErrLeases)
+		s.metrics.StoreError(telemetry.StoreLeases)
 		ok, leased = true, false
 	}
 	if !ok {
@@ -48,10 +43,10 @@ func (s *Server) admit(c *gin.Context) {
 		return
 	}
 	sl := &slot{s: s, id: id, ip: ip, leased: leased}
-	c.Set(ctxSlot, sl)
+	setSlot(c, sl)
 	// Deferred: a panic below (recovered further up) must not leak the slot or the lease.
 	defer func() {
-		if !c.GetBool(ctxOwned) {
+		if !owned(c) {
 			sl.release()
 		}
 	}()
@@ -59,7 +54,7 @@ func (s *Server) admit(c *gin.Context) {
 }
 
 // slot is a connection's place under the caps: one of the instance's and, when leased, its lease
-// under the client's IP. A streaming handler takes it over (ctxOwned) and releases it when the
+// under the client's IP. A streaming handler takes it over (setOwned) and releases it when the
 // connection ends.
 type slot struct {
 	s        *Server

@@ -21,11 +21,12 @@ import (
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/telemetry"
 )
 
 // metricValue returns the value of the series name{labels} (label pairs), the sample count for a
 // histogram, and -1 when the series does not exist.
-func metricValue(t *testing.T, m *Metrics, name string, labels ...string) float64 {
+func metricValue(t *testing.T, m *telemetry.Metrics, name string, labels ...string) float64 {
 	t.Helper()
 	fams, err := m.Registry().Gather()
 	if err != nil {
@@ -76,9 +77,9 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // newMetricsServer is newTestServer with the metric set wired into the hub, and a JSON log.
-func newMetricsServer(t *testing.T, cfg Config) (*httptest.Server, *Server, *Metrics, *store.Memory, *syncBuffer) {
+func newMetricsServer(t *testing.T, cfg Config) (*httptest.Server, *Server, *telemetry.Metrics, *store.Memory, *syncBuffer) {
 	t.Helper()
-	m := NewMetrics()
+	m := telemetry.NewMetrics()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	log := store.NewMemory(1000)
@@ -97,60 +98,16 @@ func newMetricsServer(t *testing.T, cfg Config) (*httptest.Server, *Server, *Met
 	return ts, s, m, log, logs
 }
 
-func TestMetricsObserverAndLimits(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name   string
-		do     func(m *Metrics)
-		metric string
-		labels []string
-		want   float64
-	}{
-		{"dispatched counts events", func(m *Metrics) { m.Dispatched(make([]*event.Event, 3)); m.Dispatched(nil) },
-			"eventgate_events_dispatched_total", nil, 3},
-		{"catch-up", func(m *Metrics) { m.CatchUp(); m.CatchUp() }, "eventgate_catchups_total", nil, 2},
-		{"resync by reason", func(m *Metrics) { m.Resync(streams.ReasonTruncated) },
-			"eventgate_resyncs_total", []string{"reason", "history_truncated"}, 1},
-		{"resync reasons bounded", func(m *Metrics) { m.Resync("made up") },
-			"eventgate_resyncs_total", []string{"reason", "other"}, 1},
-		{"reader error is a store error", func(m *Metrics) { m.ReaderError(errors.New("down")) },
-			"eventgate_store_errors_total", []string{"source", "reader"}, 1},
-		{"invalid entries counted once each", func(m *Metrics) {
-			for _, ms := range []uint64{5, 5, 3, 7, 6, 7} { // a re-read reports 5 and 7 again; 3 and 6 are behind
-				m.InvalidEntry(event.ID{MS: ms}, event.ErrInvalidEvent)
-			}
-		}, "eventgate_invalid_entries_total", nil, 2},
-		{"rate limited", func(m *Metrics) { m.RateLimited("/api/v1/events", "publish_rate") },
-			"eventgate_rejections_total", []string{"route", "/api/v1/events", "reason", "publish_rate"}, 1},
-		{"limiter error", func(m *Metrics) { m.LimiterError("") },
-			"eventgate_limiter_errors_total", []string{"route", "unmatched"}, 1},
-		{"series exist before the first event", func(*Metrics) {},
-			"eventgate_connections_closed_total", []string{"transport", "websocket", "reason", "shutdown"}, 0},
-		{"published series per catalogue type", func(*Metrics) {},
-			"eventgate_events_published_total", []string{"type", "queue.status"}, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			m := NewMetrics()
-			tt.do(m)
-			if got := metricValue(t, m, tt.metric, tt.labels...); got != tt.want {
-				t.Fatalf("%s%v = %v, want %v", tt.metric, tt.labels, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestConnInfoDelivered(t *testing.T) {
 	t.Parallel()
-	m := NewMetrics()
+	m := telemetry.NewMetrics()
 	s := &Server{metrics: m, log: slog.New(slog.DiscardHandler)}
 	now := time.Now()
 	old := event.NewEvent(event.ID{MS: uint64(now.Add(-time.Hour).UnixMilli())}, event.Draft{Type: "queue.status", Topic: "queue", Data: []byte(`{}`)})
 	fresh := event.NewEvent(event.ID{MS: uint64(now.UnixMilli())}, event.Draft{Type: "queue.status", Topic: "queue", Data: []byte(`{}`)})
 	resync := streams.NewResync(streams.ReasonTruncated, event.ID{MS: 1}, event.ID{MS: 2}, event.ID{MS: 2}, nil)
 
-	info := &connInfo{s: s, transport: transportSSE, tm: m.transport(transportSSE), opened: now,
+	info := &connInfo{s: s, transport: telemetry.SSE, tm: m.Connections(telemetry.SSE), opened: now,
 		openedMS: uint64(now.UnixMilli()), resumePending: true}
 	info.delivered(nil, errors.New("store down")) // a failed catch-up: no outcome yet
 	info.delivered([]*event.Event{resync, old, fresh}, nil)
@@ -341,9 +298,9 @@ func TestMetricsDrainRejections(t *testing.T) {
 // BenchmarkDelivered is the per-connection metrics cost of delivering one live event: the
 // delivered counter and one latency observation, on series resolved at open.
 func BenchmarkDelivered(b *testing.B) {
-	m := NewMetrics()
+	m := telemetry.NewMetrics()
 	now := time.Now()
-	info := &connInfo{s: &Server{metrics: m}, tm: m.transport(transportSSE), openedMS: uint64(now.UnixMilli())}
+	info := &connInfo{s: &Server{metrics: m}, tm: m.Connections(telemetry.SSE), openedMS: uint64(now.UnixMilli())}
 	evs := []*event.Event{event.NewEvent(event.ID{MS: uint64(now.UnixMilli())}, event.Draft{Type: "queue.status", Topic: "queue", Data: []byte(`{}`)})}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -76,7 +76,7 @@ func (s *Server) publish(c *gin.Context) {
 		c.Data(http.StatusCreated, "application/json; charset=utf-8", prior)
 		return
 	}
-	s.metrics.publishedEvents(drafts)
+	s.metrics.Published(drafts)
 	c.Data(http.StatusCreated, "application/json; charset=utf-8", streams.ReceiptBody(ids)) // {"ids":[...]}
 }
 

@@ -66,7 +66,7 @@ func connectKey(c *gin.Context) string { return "ip:" + c.ClientIP() }
 
 // publishKey buckets publishes by token subject, or by client IP when auth is disabled.
 func publishKey(c *gin.Context) string {
-	if sub := c.GetString(ctxSubject); sub != "" {
+	if sub := subjectOf(c); sub != "" {
 		return "sub:" + sub
 	}
 	return "ip:" + c.ClientIP()

@@ -16,6 +16,7 @@ import (
 	"github.com/eventgate/eventgate/jobs"
 	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/telemetry"
 	"github.com/eventgate/eventgate/webhooks"
 )
 
@@ -57,7 +58,7 @@ type Config struct {
 	// EVENTGATE_AUTH=none does that at the binary level).
 	Auth *auth.Verifier
 	// ExternalMetrics means /metrics is served on a listener of its own (EVENTGATE_METRICS_ADDR,
-	// with Metrics.Handler) and not by Handler.
+	// with telemetry.Metrics.Handler) and not by Handler.
 	ExternalMetrics bool
 }
 
@@ -115,7 +116,7 @@ type Deps struct {
 	ConnectLimiter, PublishLimiter limits.RateLimiter
 	// Metrics is the metric set (nil: a fresh one, seen only on this server's /metrics). Pass the
 	// same set to the hub (HubOptions.Observer) and the store (RedisOptions.OnInvalid).
-	Metrics *Metrics
+	Metrics *telemetry.Metrics
 	// Webhooks is the webhook management service (SPEC §5); nil leaves its routes out.
 	Webhooks *webhooks.Service
 }
@@ -131,7 +132,7 @@ type Server struct {
 	jobs      jobs.Store
 	leases    limits.Leases
 	store     Pinger
-	metrics   *Metrics
+	metrics   *telemetry.Metrics
 	webhooks  *webhooks.Service
 	active    atomic.Int64 // streaming connections held
 	requests  ipGate       // non-stream requests in flight per client IP (input.go)
@@ -152,7 +153,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Logger = slog.Default()
 	}
 	if deps.Metrics == nil {
-		deps.Metrics = NewMetrics()
+		deps.Metrics = telemetry.NewMetrics()
 	}
 	s := &Server{
 		cfg: cfg, hub: deps.Hub, log: deps.Logger, events: deps.Log, jobs: deps.Jobs, leases: deps.Leases,
@@ -174,7 +175,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// gin answers a trailing-slash variant with a redirect before any middleware runs, so the
 	// request guards (a body's deadline among them) would not apply: 404 instead.
 	e.RedirectTrailingSlash = false
-	e.Use(s.metrics.observeHTTP, s.recover, s.guardRequest)
+	e.Use(s.observeHTTP, s.recover, s.guardRequest)
 	e.NoRoute(func(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: no route %s %s", errNotFound, c.Request.Method, c.Request.URL.Path))
 	})

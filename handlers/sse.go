@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/telemetry"
 )
 
 // sseHeaders are sent on every stream response (SPEC §2). X-Accel-Buffering stops nginx from
@@ -132,7 +133,7 @@ func (s *Server) stream(c *gin.Context) {
 		}
 		return
 	}
-	info := s.openConn(c, transportSSE, filter, start)
+	info := s.openConn(c, telemetry.SSE, filter, start)
 	expired, stopExpiry := tokenExpiry(principalOf(c)) // nil channel when auth is off
 	sseHeaders(c.Writer.Header())
 	first := appendRetry(nil, s.cfg.Retry)
@@ -153,7 +154,7 @@ func (s *Server) stream(c *gin.Context) {
 // pump is a stream's writer: one select loop over the client's departure, the drain signal, token
 // expiry, the heartbeat and the subscription. It owns sub, out and info, and ends them.
 func (s *Server) pump(out sseSink, sub *streams.Subscription, info *connInfo, expired <-chan time.Time, stopExpiry func()) {
-	reason := "client_closed"
+	reason := telemetry.CloseClient
 	defer func() {
 		stopExpiry()
 		sub.Close()
@@ -166,9 +167,9 @@ func (s *Server) pump(out sseSink, sub *streams.Subscription, info *connInfo, ex
 	defer cancel()
 	send := func(b []byte) bool {
 		if err := out.write(b, s.cfg.WriteTimeout); err != nil {
-			reason = "write_failed"
+			reason = telemetry.CloseWriteFailed
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				reason = "write_timeout" // the client stopped reading; it resumes with its last id
+				reason = telemetry.CloseWriteTimeout // the client stopped reading; it resumes with its last id
 			}
 			return false
 		}
@@ -198,12 +199,12 @@ func (s *Server) pump(out sseSink, sub *streams.Subscription, info *connInfo, ex
 			draining, drainNow = nil, s.drainDelay()
 		case <-drainNow:
 			send(s.appendShutdown(nil))
-			reason = "shutdown"
+			reason = telemetry.CloseShutdown
 			return
 		case <-expired:
 			// The client reconnects with a fresh token and its last id (SPEC §2).
 			send([]byte("event: auth_expired\ndata: {\"type\":\"auth_expired\"}\n\n"))
-			reason = "auth_expired"
+			reason = telemetry.CloseAuthExpired
 			return
 		case <-heartbeat.C:
 			if !send([]byte(": ping\n\n")) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/telemetry"
 )
 
 // maxInboundFrame is the largest client frame; a larger one closes the connection with 1009.
@@ -109,7 +110,7 @@ func (s *Server) websocket(c *gin.Context) {
 	}
 	conn.SetReadLimit(maxInboundFrame)
 	w.conn = conn
-	w.info = s.openConn(c, "websocket", filter, start)
+	w.info = s.openConn(c, telemetry.WebSocket, filter, start)
 	// The first frame is subscribed, with the position delivery starts from; this goroutine is
 	// the writer until it starts the first writer run (w.writing is set until then).
 	w.sendSubscribed() // on failure the connection is stopped, and the goroutines below end

@@ -13,6 +13,7 @@ import (
 	"github.com/eventgate/eventgate/auth"
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/telemetry"
 )
 
 // wsConn is one WebSocket connection after the upgrade.
@@ -71,7 +72,7 @@ type wsConn struct {
 	again      bool // woken while writing: run another round before ending
 	stopped    bool
 	readerGone bool
-	reason     string // why it ended: the first stop's
+	reason     telemetry.CloseReason // why it ended: the first stop's
 }
 
 func newWSConn(s *Server, principal *auth.Principal, asked event.Filter) *wsConn {
@@ -165,7 +166,7 @@ func (w *wsConn) pingIfDue() bool {
 func (w *wsConn) sendControl(kind int, data []byte) bool {
 	err := w.conn.WriteControl(kind, data, time.Now().Add(w.s.cfg.WriteTimeout))
 	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
-		w.stop(websocket.CloseTryAgainLater, "write_failed", "")
+		w.stop(websocket.CloseTryAgainLater, telemetry.CloseWriteFailed, "")
 		return false
 	}
 	return true
@@ -201,7 +202,7 @@ func (w *wsConn) deliver() bool {
 func (w *wsConn) send(frame []byte) bool {
 	_ = w.conn.SetWriteDeadline(time.Now().Add(w.s.cfg.WriteTimeout))
 	if err := w.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
-		w.stop(websocket.CloseTryAgainLater, "write_timeout", "")
+		w.stop(websocket.CloseTryAgainLater, telemetry.CloseWriteTimeout, "")
 		return false
 	}
 	return true
@@ -273,11 +274,11 @@ func readBody(r io.Reader) ([]byte, error) {
 func (w *wsConn) readFailed(err error) {
 	switch {
 	case errors.Is(err, websocket.ErrReadLimit):
-		w.stop(websocket.CloseMessageTooBig, "frame_too_large", "")
+		w.stop(websocket.CloseMessageTooBig, telemetry.CloseFrameTooLarge, "")
 	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
-		w.stop(websocket.CloseNormalClosure, "client_closed", "")
+		w.stop(websocket.CloseNormalClosure, telemetry.CloseClient, "")
 	default:
-		w.stop(websocket.CloseNormalClosure, "read_failed", "")
+		w.stop(websocket.CloseNormalClosure, telemetry.CloseReadFailed, "")
 	}
 }
 
@@ -302,7 +303,7 @@ func (w *wsConn) start() {
 }
 
 // stop ends the connection: the first call's code and reason win. Any goroutine.
-func (w *wsConn) stop(code int, reason, text string) {
+func (w *wsConn) stop(code int, reason telemetry.CloseReason, text string) {
 	w.mu.Lock()
 	if w.stopped {
 		w.mu.Unlock()
@@ -312,7 +313,7 @@ func (w *wsConn) stop(code int, reason, text string) {
 	w.taken.Broadcast()
 	w.mu.Unlock()
 	if text == "" {
-		text = reason
+		text = string(reason)
 	}
 	msg := websocket.FormatCloseMessage(code, text)
 	_ = w.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
@@ -321,7 +322,7 @@ func (w *wsConn) stop(code int, reason, text string) {
 
 // readerLeft records the reader's end; the connection is released once no writer runs.
 func (w *wsConn) readerLeft() {
-	w.stop(websocket.CloseNormalClosure, "read_failed", "") // no-op when already stopped
+	w.stop(websocket.CloseNormalClosure, telemetry.CloseReadFailed, "") // no-op when already stopped
 	w.mu.Lock()
 	w.readerGone = true
 	last := !w.writing

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/eventgate/eventgate/telemetry"
 )
 
 // beatPhases is how many parts a heartbeat interval is cut into: each connection is pinged in
@@ -85,7 +87,7 @@ func (c *wsConns) drain() {
 // drain closes w with 1012 at a random point of the drain spread, so that clients do not
 // reconnect as one wave. Idempotent in effect: a second close is a no-op.
 func (w *wsConn) drain() {
-	time.AfterFunc(w.s.drainAfter(), func() { w.stop(websocket.CloseServiceRestart, "shutdown", "") })
+	time.AfterFunc(w.s.drainAfter(), func() { w.stop(websocket.CloseServiceRestart, telemetry.CloseShutdown, "") })
 }
 
 // beat is w's share of a heartbeat tick, called by the heartbeat goroutine with the set locked;
@@ -107,10 +109,10 @@ func (w *wsConn) beat(now time.Time, pingTick bool) {
 	switch {
 	case expired:
 		w.mu.Unlock()
-		go w.stop(websocket.ClosePolicyViolation, "auth_expired", "token expired")
+		go w.stop(websocket.ClosePolicyViolation, telemetry.CloseAuthExpired, "token expired")
 	case w.missed.Load() >= 2:
 		w.mu.Unlock()
-		go w.stop(websocket.ClosePolicyViolation, "ping_timeout", "")
+		go w.stop(websocket.ClosePolicyViolation, telemetry.ClosePingTimeout, "")
 	case w.pingDue.Load():
 		w.mu.Unlock() // the last ping waits behind a delivery; the writer's write timeout bounds it
 	default:

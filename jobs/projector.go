@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/eventgate/eventgate/event"
+	"github.com/eventgate/eventgate/internal/backoff"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -40,11 +40,7 @@ func (p *Projector) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		p.logger.Warn("job state projector failed; retrying", "err", err)
-		t := time.NewTimer(min(100*time.Millisecond<<min(failures, 6), 5*time.Second))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Wait(ctx, backoff.Store.Delay(failures)) {
 			return ctx.Err()
 		}
 	}

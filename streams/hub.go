@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/eventgate/eventgate/event"
+	"github.com/eventgate/eventgate/internal/backoff"
 )
 
 // HubOptions tune a Hub. Zero values select the defaults.
@@ -87,7 +87,7 @@ func NewHub(log Log, opts HubOptions) *Hub {
 // until ctx ends. Store errors are logged and retried with backoff from the last position, so
 // nothing is lost or repeated when the store comes back. Run returns ctx's error.
 func (h *Hub) Run(ctx context.Context) error {
-	backoff := newBackoff()
+	fails := 0 // consecutive reader failures, for the back-off
 	for {
 		b, err := h.log.Bounds(ctx)
 		if err == nil {
@@ -97,23 +97,23 @@ func (h *Hub) Run(ctx context.Context) error {
 			close(h.started)
 			break
 		}
-		if !h.retry(ctx, backoff, err) {
+		if !h.retry(ctx, &fails, err) {
 			return ctx.Err()
 		}
 	}
-	backoff.reset()
+	fails = 0
 	for {
 		h.mu.Lock()
 		after := h.last
 		h.mu.Unlock()
 		page, err := h.log.Tail(ctx, after, h.opts.PageSize)
 		if err != nil {
-			if !h.retry(ctx, backoff, err) {
+			if !h.retry(ctx, &fails, err) {
 				return ctx.Err()
 			}
 			continue
 		}
-		backoff.reset()
+		fails = 0
 		if page.Next == after {
 			// Idle: check the log did not go back in time (a Redis restart without persistence).
 			// If it did, start over from its end and let every subscriber resync.
@@ -132,22 +132,17 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
-// retry logs err and waits out the backoff; false when ctx ended.
-func (h *Hub) retry(ctx context.Context, b *backoff, err error) bool {
+// retry logs err and waits out the back-off after *fails earlier failures (backoff.Store: 100ms
+// doubling to 5s), counting this one; false when ctx ended.
+func (h *Hub) retry(ctx context.Context, fails *int, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
 	h.opts.Observer.ReaderError(err)
-	d := b.next()
+	d := backoff.Store.Delay(*fails)
+	*fails++
 	h.opts.Logger.Warn("log reader failed; retrying", "err", err, "retry_in", d)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return backoff.Wait(ctx, d)
 }
 
 // dispatch pushes a batch to every subscription whose filter matches, without blocking: a
@@ -286,20 +281,3 @@ func (h *Hub) remove(s *Subscription) {
 	delete(h.subs, s)
 	h.mu.Unlock()
 }
-
-// backoff doubles from 100ms to 5s.
-type backoff struct{ d time.Duration }
-
-func newBackoff() *backoff { return &backoff{} }
-
-func (b *backoff) next() time.Duration {
-	switch {
-	case b.d == 0:
-		b.d = 100 * time.Millisecond
-	case b.d < 5*time.Second:
-		b.d = min(2*b.d, 5*time.Second)
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/event"
+	"github.com/eventgate/eventgate/internal/backoff"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -65,18 +66,12 @@ func (w *worker) run(soft, hard context.Context) {
 	w.d.Kick() // let the dispatcher reap this worker promptly
 }
 
-// backoff waits before retrying a failed store call: 100ms doubling to 5s; false if ctx ended.
-func backoff(ctx context.Context, n *int) bool {
-	d := min(100*time.Millisecond<<min(*n, 6), 5*time.Second)
+// retryWait waits before retrying a failed store call, after *n earlier failures (backoff.Store:
+// 100ms doubling to 5s), counting this one; false if ctx ended.
+func retryWait(ctx context.Context, n *int) bool {
+	d := backoff.Store.Delay(*n)
 	*n++
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return backoff.Wait(ctx, d)
 }
 
 // slot is an event whose first attempt is in flight, in log order.
@@ -105,7 +100,7 @@ func (w *worker) live(soft, hard context.Context) {
 			w.stop()
 			return
 		}
-		if !backoff(soft, &fails) {
+		if !retryWait(soft, &fails) {
 			return
 		}
 	}
@@ -278,7 +273,7 @@ func (w *worker) retries(soft, hard context.Context) {
 			return
 		}
 		if err != nil {
-			if !backoff(soft, &fails) {
+			if !retryWait(soft, &fails) {
 				return
 			}
 			continue
@@ -372,7 +367,7 @@ func (w *worker) storeRetrying(ctx context.Context, what string, op func(context
 		if fails == 0 {
 			w.d.opts.Logger.Warn("webhooks: store write failed; retrying", "webhook", w.hook.ID, "op", what, "err", err)
 		}
-		if !backoff(ctx, &fails) {
+		if !retryWait(ctx, &fails) {
 			return false
 		}
 	}

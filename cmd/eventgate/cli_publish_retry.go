@@ -12,18 +12,21 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/eventgate/eventgate/internal/backoff"
 )
 
 const (
 	// publishRetryFor is --retry-for's default: how long a batch is retried. It outlasts the
 	// minute for which the server answers 409 to a key whose first request's outcome is unknown.
 	publishRetryFor = 2 * time.Minute
-	// publishBackoff and publishMaxBackoff: the first wait before a retry, doubled each time up to
-	// the maximum; a longer Retry-After wins (up to publishMaxWait).
-	publishBackoff    = time.Second
-	publishMaxBackoff = 15 * time.Second
-	publishMaxWait    = 30 * time.Second
+	// publishMaxWait caps one wait, a long Retry-After included.
+	publishMaxWait = 30 * time.Second
 )
+
+// publishBackoff paces the retries of a batch: 1 s before the first, doubled each time up to 15 s;
+// a longer Retry-After wins (up to publishMaxWait).
+var publishBackoff = backoff.Policy{Base: time.Second, Max: 15 * time.Second}
 
 // retryable reports whether an answer may be retried: a 429 always (nothing was appended); with
 // an Idempotency-Key also what a retry with the same key resolves without appending twice: 502,
@@ -44,30 +47,27 @@ func retryable(se *serverError, keyed bool) bool {
 // retrier paces the retries of one batch until its deadline.
 type retrier struct {
 	deadline time.Time
-	backoff  time.Duration // the next wait unless Retry-After asks for more
-	notes    io.Writer     // each retry is announced here
-	sent     int           // events published before this batch, for the message of an interrupt
+	backoff  backoff.Policy // the waits, unless Retry-After asks for more
+	retries  int            // waits so far
+	notes    io.Writer      // each retry is announced here
+	sent     int            // events published before this batch, for the message of an interrupt
 }
 
 // wait announces the retry (why: the failed attempt) and sleeps before it: retryAfter or the
-// backoff, whichever is longer (the backoff then doubles, up to publishMaxBackoff). retry is
+// backoff, whichever is longer (the backoff doubles with each retry, up to its Max). retry is
 // false, without waiting, when the attempt would start after the deadline; err is set when ctx
 // ended during the wait.
 func (r *retrier) wait(ctx context.Context, retryAfter time.Duration, why string) (retry bool, err error) {
-	d := min(max(retryAfter, r.backoff), publishMaxWait)
+	d := min(max(retryAfter, r.backoff.Delay(r.retries)), publishMaxWait)
 	if time.Now().Add(d).After(r.deadline) {
 		return false, nil
 	}
-	r.backoff = min(2*r.backoff, publishMaxBackoff)
+	r.retries++
 	fmt.Fprintf(r.notes, "eventgate publish: %s; retrying in %s\n", strings.TrimSuffix(why, "."), d)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+	if !backoff.Wait(ctx, d) {
 		return false, fmt.Errorf("interrupted after %d events were published", r.sent)
-	case <-t.C:
-		return true, nil
 	}
+	return true, nil
 }
 
 // newIdempotencyKey is a run's default key: random, so that two runs never share one.

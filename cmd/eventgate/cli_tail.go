@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/event"
+	"github.com/eventgate/eventgate/internal/backoff"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -154,27 +155,17 @@ func (t *tailer) run(ctx context.Context) error {
 		}
 		wait += jitter(wait)
 		fmt.Fprintf(t.log, "eventgate tail: %v; reconnecting in %s\n", err, wait.Round(time.Millisecond))
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if !backoff.Wait(ctx, wait) {
 			return nil
-		case <-timer.C:
 		}
 	}
 }
 
 // backoff is the wait before the next attempt: the server's retry after a connection that
-// worked, doubling with each failed attempt up to max(retry, --max-backoff).
+// worked and after the first failed attempt, doubling with each further one up to
+// max(retry, --max-backoff).
 func (t *tailer) backoff(failures int) time.Duration {
-	d := t.retry
-	for i := 1; i < failures && d < t.opts.maxBackoff; i++ {
-		d *= 2
-	}
-	if d > t.opts.maxBackoff && d > t.retry {
-		d = max(t.opts.maxBackoff, t.retry)
-	}
-	return d
+	return backoff.Policy{Base: t.retry, Max: t.opts.maxBackoff}.Delay(failures - 1)
 }
 
 // jitter returns a random extra wait in [0, d/4], so clients do not reconnect in step.

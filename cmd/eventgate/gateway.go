@@ -13,6 +13,7 @@ import (
 	"github.com/eventgate/eventgate/handlers"
 	"github.com/eventgate/eventgate/jobs"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/telemetry"
 )
 
 // gateway is one running eventgate: the store, the hub and its drainers, the HTTP server and the
@@ -24,7 +25,7 @@ type gateway struct {
 	hub     *streams.Hub
 	hooks   *webhookRuntime
 	srv     *handlers.Server
-	metrics *handlers.Metrics
+	metrics *telemetry.Metrics
 
 	ln       net.Listener
 	httpSrv  *http.Server
@@ -38,7 +39,7 @@ type gateway struct {
 // assemble opens the store and builds the hub, the webhook runtime and the HTTP handlers. On
 // failure it prints one line naming the setting and returns a nil gateway and the exit code.
 func assemble(cfg config, verifier *auth.Verifier, logger *slog.Logger, stderr io.Writer) (*gateway, func(), int) {
-	g := &gateway{cfg: cfg, logger: logger, metrics: handlers.NewMetrics(), serveErr: make(chan error, 3), hubDone: make(chan struct{})}
+	g := &gateway{cfg: cfg, logger: logger, metrics: telemetry.NewMetrics(), serveErr: make(chan error, 3), hubDone: make(chan struct{})}
 	b, closeStore, err := openStore(cfg, logger, g.metrics.InvalidEntry)
 	if err != nil {
 		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_REDIS_URL: %v\n", err)

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 
-	"github.com/eventgate/eventgate/handlers"
+	"github.com/eventgate/eventgate/telemetry"
 )
 
 // debugHandler serves Go's profiles (net/http/pprof) for EVENTGATE_DEBUG_ADDR, a listener of its
@@ -21,7 +21,7 @@ func debugHandler() http.Handler {
 }
 
 // metricsHandler serves /metrics alone, for EVENTGATE_METRICS_ADDR.
-func metricsHandler(m *handlers.Metrics) http.Handler {
+func metricsHandler(m *telemetry.Metrics) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	return mux

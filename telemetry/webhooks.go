@@ -1,4 +1,4 @@
-package handlers
+package telemetry
 
 import (
 	"time"
@@ -8,10 +8,11 @@ import (
 	"github.com/eventgate/eventgate/webhooks"
 )
 
-var _ webhooks.Observer = (*webhookMetrics)(nil)
+var _ webhooks.Observer = (*Webhooks)(nil)
 
-// webhookMetrics counts webhook deliveries for the dispatcher. Safe for concurrent use.
-type webhookMetrics struct {
+// Webhooks counts webhook deliveries for the dispatcher (webhooks.Observer). Safe for concurrent
+// use.
+type Webhooks struct {
 	outcomes map[string]prometheus.Counter
 	other    prometheus.Counter
 	duration prometheus.Histogram
@@ -19,8 +20,8 @@ type webhookMetrics struct {
 }
 
 // WebhookObserver registers the webhook delivery metrics on the set and returns the observer to
-// give the dispatcher. Call it once.
-func (m *Metrics) WebhookObserver() webhooks.Observer {
+// give the dispatcher. Call it once: a second call panics on the duplicate registration.
+func (m *Metrics) WebhookObserver() *Webhooks {
 	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eventgate_webhook_deliveries_total",
 		Help: "Webhook delivery attempts by outcome: success, http_3xx, http_4xx, http_5xx, timeout, blocked (deny list at dial time), network."},
 		[]string{"outcome"})
@@ -29,7 +30,7 @@ func (m *Metrics) WebhookObserver() webhooks.Observer {
 	pending := prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventgate_webhook_pending",
 		Help: "Webhook retries queued for the endpoints this instance owns."})
 	m.reg.MustRegister(outcomes, duration, pending)
-	w := &webhookMetrics{outcomes: make(map[string]prometheus.Counter), duration: duration, pending: pending}
+	w := &Webhooks{outcomes: make(map[string]prometheus.Counter), duration: duration, pending: pending}
 	for _, o := range []string{webhooks.OutcomeSuccess, webhooks.OutcomeHTTP3xx, webhooks.OutcomeHTTP4xx,
 		webhooks.OutcomeHTTP5xx, webhooks.OutcomeTimeout, webhooks.OutcomeBlocked, webhooks.OutcomeNetwork} {
 		w.outcomes[o] = outcomes.WithLabelValues(o)
@@ -38,8 +39,8 @@ func (m *Metrics) WebhookObserver() webhooks.Observer {
 	return w
 }
 
-// Delivery counts one attempt.
-func (w *webhookMetrics) Delivery(outcome string, elapsed time.Duration) {
+// Delivery counts one attempt (webhooks.Observer).
+func (w *Webhooks) Delivery(outcome string, elapsed time.Duration) {
 	c, ok := w.outcomes[outcome]
 	if !ok {
 		c = w.other
@@ -48,5 +49,5 @@ func (w *webhookMetrics) Delivery(outcome string, elapsed time.Duration) {
 	w.duration.Observe(elapsed.Seconds())
 }
 
-// Pending sets the queued retry count.
-func (w *webhookMetrics) Pending(n int) { w.pending.Set(float64(n)) }
+// Pending sets the queued retry count (webhooks.Observer).
+func (w *Webhooks) Pending(n int) { w.pending.Set(float64(n)) }
