@@ -1,24 +1,21 @@
 package main
 
-// What `eventgate publish` and `eventgate tail` share: the endpoint and token flags, the HTTP
-// client, and decoding the server's JSON errors.
+// What `eventgate publish` and `eventgate tail` share: the endpoint and token flags, the client
+// they make of them, and exit codes. The protocol is package client's.
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
-	"time"
+
+	"github.com/eventgate/eventgate/client"
 )
 
 // Exit codes of the client subcommands.
@@ -51,109 +48,24 @@ func (c *clientFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.token, "token", "", "bearer token (default $EVENTGATE_TOKEN); sent as Authorization: Bearer, never printed")
 }
 
-// endpoint checks the base URL and returns it joined with path (e.g. /api/v1/events). A base with
-// a path prefix (behind a proxy) is kept.
-func (c *clientFlags) endpoint(path string) (*url.URL, error) {
-	u, err := url.Parse(c.url)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--url %q: want http(s)://host[:port][/prefix]", redactURL(c.url))
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + path
-	u.RawPath = ""
-	u.Fragment = ""
-	return u, nil
-}
-
-// authorize sets the bearer token on req, if there is one.
-func (c *clientFlags) authorize(req *http.Request) {
+// newClient returns a client of the server at --url with the token, sending requests with do
+// (nil: the client's default). It fails on a --url that is not http(s)://host[:port][/prefix].
+func (c *clientFlags) newClient(do func(*http.Request) (*http.Response, error)) (*client.Client, error) {
 	t := strings.TrimSpace(c.token)
 	if t == "" {
 		t = strings.TrimSpace(c.envToken)
 	}
-	if t != "" {
-		req.Header.Set("Authorization", "Bearer "+t)
+	o := client.Options{Token: t}
+	if do != nil {
+		o.HTTPClient = doFunc(do)
 	}
+	return client.New(c.url, o)
 }
 
-// redactURL returns s without its query and user info (which may hold a token), for messages.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
-}
+// doFunc adapts a round-trip function (the subcommands' tests inject fakes) to client.Doer.
+type doFunc func(*http.Request) (*http.Response, error)
 
-// newClientTransport is the transport of the client subcommands: proxies from the environment
-// (never for loopback), bounded dial and header waits. Streams have no overall timeout.
-func newClientTransport() *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		MaxIdleConnsPerHost:   2,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
-	}
-}
-
-// serverError is a non-success answer: the status and the SPEC §6 error code and message (or a
-// short excerpt of a body that is not one).
-type serverError struct {
-	Status     int
-	Code       string
-	Message    string
-	RetryAfter time.Duration // from Retry-After (seconds form); 0 if absent
-}
-
-func (e *serverError) Error() string {
-	if e.Code != "" {
-		return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
-	}
-	if e.Message != "" {
-		return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
-	}
-	return fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
-}
-
-// readServerError reads (at most 64 KiB of) resp's body into a serverError. It does not close
-// the body.
-func readServerError(resp *http.Response) *serverError {
-	e := &serverError{Status: resp.StatusCode}
-	if s, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && s >= 0 {
-		e.RetryAfter = time.Duration(min(s, 3600)) * time.Second
-	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var body struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
-		e.Code, e.Message = body.Error.Code, oneLine(body.Error.Message, 500)
-		return e
-	}
-	e.Message = oneLine(string(raw), 200)
-	return e
-}
-
-// oneLine makes s printable on one line of at most n runes.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "\uFFFD")), " ")
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "…"
-	}
-	return s
-}
-
-// transportError returns err without the request URL (which url.Error includes, with its query).
-func transportError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
+func (f doFunc) Do(req *http.Request) (*http.Response, error) { return f(req) }
 
 // clientCommand runs a client subcommand with the process's stdio until it returns or SIGINT /
 // SIGTERM arrives (which ends it cleanly); it returns the exit code.

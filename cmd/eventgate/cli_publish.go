@@ -1,7 +1,7 @@
 package main
 
-// `eventgate publish`: events as JSON from arguments or stdin, sent in batches to
-// POST /api/v1/events; the ids are printed one per line.
+// `eventgate publish`: events as JSON from arguments or stdin, sent in batches with
+// client.Publish; the ids are printed one per line.
 
 import (
 	"bytes"
@@ -11,16 +11,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eventgate/eventgate/client"
 )
 
 const (
 	// maxPublishBatch is the server's limit of events per request (SPEC §4).
-	maxPublishBatch = 1000
+	maxPublishBatch = client.MaxBatch
 	// maxPublishBatchBytes keeps a request well under the server's default body limit (8 MiB).
 	maxPublishBatchBytes = 4 << 20
 )
@@ -30,7 +31,7 @@ var errPublishInput = errors.New("invalid input")
 
 // publishOptions are publish's settings after flag parsing.
 type publishOptions struct {
-	client         clientFlags
+	client         *client.Client
 	batchSize      int
 	linger         time.Duration
 	idempotencyKey string // empty only with --no-idempotency-key
@@ -41,18 +42,18 @@ type publishOptions struct {
 
 // runPublish is `eventgate publish`; it returns the exit code.
 func runPublish(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	client := &http.Client{Transport: newClientTransport(), Timeout: 2 * time.Minute}
-	return publishMain(ctx, args, getenv, stdin, stdout, stderr, client.Do)
+	hc := &http.Client{Transport: client.NewTransport(), Timeout: 2 * time.Minute}
+	return publishMain(ctx, args, getenv, stdin, stdout, stderr, hc.Do)
 }
 
 // publishMain is runPublish with the HTTP round trip injected.
 func publishMain(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer,
 	do func(*http.Request) (*http.Response, error)) int {
-	o, code, ok := parsePublishArgs(args, getenv, stderr)
+	o, code, ok := parsePublishArgs(args, getenv, stderr, do)
 	if !ok {
 		return code
 	}
-	p := &publisher{opts: o, do: do, out: stdout, notes: stderr}
+	p := &publisher{opts: o, out: stdout, notes: stderr}
 	var src <-chan publishItem
 	if len(o.args) == 0 || (len(o.args) == 1 && o.args[0] == "-") {
 		src = readEvents(ctx, stdin, "stdin")
@@ -66,7 +67,7 @@ func publishMain(ctx context.Context, args []string, getenv func(string) string,
 	return exitCode(stderr, "publish", p.run(ctx, src), errPublishInput, exitUsage)
 }
 
-func parsePublishArgs(args []string, getenv func(string) string, stderr io.Writer) (publishOptions, int, bool) {
+func parsePublishArgs(args []string, getenv func(string) string, stderr io.Writer, do func(*http.Request) (*http.Response, error)) (publishOptions, int, bool) {
 	var o publishOptions
 	fs := flag.NewFlagSet("eventgate publish", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -88,12 +89,13 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	o.client.register(fs, getenv)
+	var cf clientFlags
+	cf.register(fs, getenv)
 	fs.IntVar(&o.batchSize, "batch-size", maxPublishBatch, "events per request (1 to 1000)")
 	fs.DurationVar(&o.linger, "linger", 100*time.Millisecond, "send a partial batch when stdin pauses this long")
 	fs.StringVar(&o.idempotencyKey, "idempotency-key", "", "Idempotency-Key of the first batch; batch n>0 uses KEY/n (a rerun with the same input appends nothing twice) (default: a random key per run)")
 	fs.BoolVar(&o.noKey, "no-idempotency-key", false, "send no Idempotency-Key; then a 5xx or a lost answer is not retried (a retry could append twice)")
-	fs.DurationVar(&o.retryFor, "retry-for", publishRetryFor, "how long to retry a batch after 429, 409, 502/503/504 or a lost answer; 0: no retries")
+	fs.DurationVar(&o.retryFor, "retry-for", client.DefaultRetryFor, "how long to retry a batch after 429, 409, 502/503/504 or a lost answer; 0: no retries")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, exitOK, false
@@ -105,8 +107,9 @@ Flags:
 		fmt.Fprintf(stderr, "eventgate publish: "+format+"\n", a...)
 		return o, exitUsage, false
 	}
-	if _, err := o.client.endpoint("/api/v1/events"); err != nil {
-		return fail("%v", err)
+	var err error
+	if o.client, err = cf.newClient(do); err != nil {
+		return fail("--url: %v", err)
 	}
 	if o.batchSize < 1 || o.batchSize > maxPublishBatch {
 		return fail("--batch-size must be from 1 to %d", maxPublishBatch)
@@ -121,7 +124,7 @@ Flags:
 	case o.noKey && o.idempotencyKey != "":
 		return fail("--idempotency-key and --no-idempotency-key exclude each other")
 	case !o.noKey && o.idempotencyKey == "":
-		o.idempotencyKey = newIdempotencyKey()
+		o.idempotencyKey = client.NewIdempotencyKey()
 	}
 	return o, 0, true
 }
@@ -217,7 +220,6 @@ func splitEvents(raw json.RawMessage) ([]json.RawMessage, error) {
 // publisher sends batches and prints ids. Used by one goroutine.
 type publisher struct {
 	opts    publishOptions
-	do      func(*http.Request) (*http.Response, error)
 	out     io.Writer
 	notes   io.Writer // retries are announced here (stderr)
 	batches int       // batches sent
@@ -293,22 +295,9 @@ func (p *publisher) run(ctx context.Context, src <-chan publishItem) error {
 	}
 }
 
-// send POSTs one batch and prints the ids. It retries (see retryable) until --retry-for has
-// passed, every attempt with the batch's Idempotency-Key.
+// send publishes one batch and prints the ids. The client retries it (for --retry-for) with the
+// batch's Idempotency-Key: K for the first batch, K/n for batch n.
 func (p *publisher) send(ctx context.Context, batch []json.RawMessage) error {
-	u, err := p.opts.client.endpoint("/api/v1/events")
-	if err != nil {
-		return err
-	}
-	var body bytes.Buffer
-	body.WriteByte('[')
-	for i, e := range batch {
-		if i > 0 {
-			body.WriteByte(',')
-		}
-		body.Write(e)
-	}
-	body.WriteByte(']')
 	key := p.opts.idempotencyKey
 	if key != "" && p.batches > 0 {
 		key += "/" + strconv.Itoa(p.batches)
@@ -317,69 +306,43 @@ func (p *publisher) send(ctx context.Context, batch []json.RawMessage) error {
 	if len(batch) == 1 {
 		where = fmt.Sprintf("input event %d", p.sent+1)
 	}
-	// A retry sends the same key, so a batch whose answer was lost is appended at most once.
-	r := retrier{deadline: time.Now().Add(p.opts.retryFor), backoff: publishBackoff, notes: p.notes, sent: p.sent}
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body.Bytes()))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json")
-		if key != "" {
-			req.Header.Set("Idempotency-Key", key)
-		}
-		p.opts.client.authorize(req)
-		resp, err := p.do(req)
-		if err != nil {
-			var op *net.OpError
-			notSent := errors.As(err, &op) && op.Op == "dial"
-			if ctx.Err() == nil && (notSent || key != "") {
-				retry, err := r.wait(ctx, 0, where+": "+transportError(err).Error())
-				if err != nil {
-					return err
-				}
-				if retry {
-					continue
-				}
-			}
-			if notSent {
-				return fmt.Errorf("%s not sent: %w", where, transportError(err))
-			}
-			return fmt.Errorf("%s: %w (they may or may not have been appended%s)", where, transportError(err), p.rerunHint())
-		}
-		if resp.StatusCode == http.StatusCreated {
-			ids, err := readIDs(resp, len(batch))
-			resp.Body.Close()
-			if err != nil {
-				return fmt.Errorf("%s: %w", where, err)
-			}
-			p.batches++
-			p.sent += len(ids)
-			if _, err := io.WriteString(p.out, strings.Join(ids, "\n")+"\n"); err != nil {
-				return fmt.Errorf("writing to stdout: %w", err)
-			}
-			return nil
-		}
-		se := readServerError(resp)
-		resp.Body.Close()
-		if retryable(se, key != "") {
-			retry, err := r.wait(ctx, se.RetryAfter, where+": "+se.Error())
-			if err != nil {
-				return err
-			}
-			if retry {
-				continue
-			}
-		}
-		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusConflict {
-			return fmt.Errorf("%s refused (not appended): %w", where, se)
-		}
-		if resp.StatusCode >= 500 {
-			return fmt.Errorf("%s: %w (they may or may not have been appended%s)", where, se, p.rerunHint())
-		}
-		return fmt.Errorf("%s: %w", where, se)
+	po := client.PublishOptions{IdempotencyKey: key, NoIdempotencyKey: key == "", RetryFor: p.opts.retryFor,
+		OnRetry: func(err error, wait time.Duration) {
+			fmt.Fprintf(p.notes, "eventgate publish: %s; retrying in %s\n", strings.TrimSuffix(where+": "+err.Error(), "."), wait)
+		}}
+	if po.RetryFor == 0 {
+		po.RetryFor = -1 // --retry-for 0: no retries (the client's 0 is its default)
 	}
+	ids, err := p.opts.client.Publish(ctx, batch, po)
+	if err != nil {
+		return p.failure(ctx, where, err)
+	}
+	p.batches++
+	p.sent += len(ids)
+	if _, err := io.WriteString(p.out, strings.Join(ids, "\n")+"\n"); err != nil {
+		return fmt.Errorf("writing to stdout: %w", err)
+	}
+	return nil
+}
+
+// failure words a batch's failure: what became of the batch, and how to finish the run.
+func (p *publisher) failure(ctx context.Context, where string, err error) error {
+	var pe *client.PublishError
+	if !errors.As(err, &pe) {
+		if ctx.Err() != nil { // ended while waiting to retry
+			return fmt.Errorf("interrupted after %d events were published", p.sent)
+		}
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	switch pe.Outcome {
+	case client.NotSent:
+		return fmt.Errorf("%s not sent: %w", where, pe.Err)
+	case client.Refused:
+		return fmt.Errorf("%s refused (not appended): %w", where, pe.Err)
+	case client.Unconfirmed:
+		return fmt.Errorf("%s: %w (they may or may not have been appended%s)", where, pe.Err, p.rerunHint())
+	}
+	return fmt.Errorf("%s: %w", where, pe.Err)
 }
 
 // rerunHint tells how to finish a run whose last batch's outcome is unknown without duplicates.
@@ -388,18 +351,4 @@ func (p *publisher) rerunHint() string {
 		return ""
 	}
 	return "; rerun with --idempotency-key " + p.opts.idempotencyKey + " and the same input to publish them at most once"
-}
-
-// readIDs decodes a 201 {"ids":[...]} with exactly n ids.
-func readIDs(resp *http.Response, n int) ([]string, error) {
-	var r struct {
-		IDs []string `json:"ids"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&r); err != nil {
-		return nil, fmt.Errorf("unreadable answer: %w", err)
-	}
-	if len(r.IDs) != n {
-		return nil, fmt.Errorf("the server answered %d ids for %d events", len(r.IDs), n)
-	}
-	return r.IDs, nil
 }

@@ -1,8 +1,8 @@
-package main
+package client
 
 // A small Server-Sent Events reader following the WHATWG "event stream interpretation" rules,
-// written for `eventgate tail` (r3labs/sse's client does not reconnect after a clean EOF and
-// ignores retry:). It has no dependency beyond the standard library.
+// written for this package (r3labs/sse's client does not reconnect after a clean EOF and ignores
+// retry:). It has no dependency beyond the standard library.
 
 import (
 	"bufio"
@@ -16,17 +16,17 @@ import (
 	"unicode/utf8"
 )
 
-// errSSELineTooLong is returned by sseReader.Next when a line (or an event's accumulated data)
+// errLineTooLong is returned by reader.Next when a line (or an event's accumulated data)
 // exceeds the reader's bound: a broken or hostile server cannot make the client buffer without
 // limit.
-var errSSELineTooLong = errors.New("sse: line too long")
+var errLineTooLong = errors.New("sse: line too long")
 
-// defaultSSEMaxLine bounds one line and one event's data. The server's largest event is 16 MiB
+// defaultMaxLine bounds one line and one event's data. The server's largest event is 16 MiB
 // (EVENTGATE_MAX_EVENT_BYTES); the envelope adds little.
-const defaultSSEMaxLine = 32 << 20
+const defaultMaxLine = 32 << 20
 
-// sseEvent is one dispatched event.
-type sseEvent struct {
+// frame is one dispatched event, before it is interpreted as a Message.
+type frame struct {
 	// ID is the stream's last event ID at dispatch: the id: of this event, or the last one seen
 	// before it (ids persist across events, per the WHATWG rules).
 	ID string
@@ -36,16 +36,16 @@ type sseEvent struct {
 	Data string
 }
 
-// sseReader parses an event stream. Lines end with CRLF, LF or CR; a leading UTF-8 BOM is
+// reader parses an event stream. Lines end with CRLF, LF or CR; a leading UTF-8 BOM is
 // skipped; lines starting with ':' are comments; a field without a colon has an empty value; one
 // space after the colon is removed; unknown fields are ignored; a retry: of ASCII digits only
 // sets the reconnection time; an id: containing NUL is ignored; a block without data is not
 // dispatched (but its id: still becomes the last event ID); an incomplete block at EOF is
 // discarded. Invalid UTF-8 is replaced by U+FFFD.
 //
-// An sseReader is not safe for concurrent use; it owns nothing but its buffer (the caller closes
+// A reader is not safe for concurrent use; it owns nothing but its buffer (the caller closes
 // the underlying reader).
-type sseReader struct {
+type reader struct {
 	r       *bufio.Reader
 	maxLine int
 	started bool // past the optional BOM
@@ -63,29 +63,29 @@ type sseReader struct {
 	hasRetry bool
 }
 
-// newSSEReader reads events from r. maxLine bounds a line and an event's data in bytes
-// (defaultSSEMaxLine if <= 0). lastID is the last event ID to start from (sent on reconnect).
-func newSSEReader(r io.Reader, maxLine int, lastID string) *sseReader {
+// newReader reads events from r. maxLine bounds a line and an event's data in bytes
+// (defaultMaxLine if <= 0). lastID is the last event ID to start from (sent on reconnect).
+func newReader(r io.Reader, maxLine int, lastID string) *reader {
 	if maxLine <= 0 {
-		maxLine = defaultSSEMaxLine
+		maxLine = defaultMaxLine
 	}
-	return &sseReader{r: bufio.NewReaderSize(r, 32<<10), maxLine: maxLine, lastID: lastID, idBuf: lastID}
+	return &reader{r: bufio.NewReaderSize(r, 32<<10), maxLine: maxLine, lastID: lastID, idBuf: lastID}
 }
 
 // LastEventID is the ID a reconnecting client sends as Last-Event-ID.
-func (s *sseReader) LastEventID() string { return s.lastID }
+func (s *reader) LastEventID() string { return s.lastID }
 
 // Retry returns the last retry: value the stream sent.
-func (s *sseReader) Retry() (time.Duration, bool) { return s.retry, s.hasRetry }
+func (s *reader) Retry() (time.Duration, bool) { return s.retry, s.hasRetry }
 
 // Next returns the next dispatched event. At the end of the stream it returns io.EOF (an
 // incomplete last event is discarded); a read error is returned as is, and an over-long line as
-// errSSELineTooLong.
-func (s *sseReader) Next() (sseEvent, error) {
+// errLineTooLong.
+func (s *reader) Next() (frame, error) {
 	for {
 		line, err := s.readLine()
 		if err != nil {
-			return sseEvent{}, err
+			return frame{}, err
 		}
 		if len(line) == 0 {
 			if ev, ok := s.dispatch(); ok {
@@ -94,7 +94,7 @@ func (s *sseReader) Next() (sseEvent, error) {
 			continue
 		}
 		if err := s.processLine(line); err != nil {
-			return sseEvent{}, err
+			return frame{}, err
 		}
 	}
 }
@@ -102,7 +102,7 @@ func (s *sseReader) Next() (sseEvent, error) {
 // readLine returns the next line without its terminator (CRLF, LF or CR). The returned slice is
 // valid until the next call. An unterminated line at EOF is not a line: the stream ended
 // mid-event, and io.EOF is returned.
-func (s *sseReader) readLine() ([]byte, error) {
+func (s *reader) readLine() ([]byte, error) {
 	s.line = s.line[:0]
 	if !s.started {
 		// One leading BOM is ignored. Peek byte by byte so a short first write is not held back.
@@ -144,16 +144,16 @@ func (s *sseReader) readLine() ([]byte, error) {
 	}
 }
 
-func (s *sseReader) appendLine(b []byte) error {
+func (s *reader) appendLine(b []byte) error {
 	if len(s.line)+len(b) > s.maxLine {
-		return fmt.Errorf("%w (more than %d bytes)", errSSELineTooLong, s.maxLine)
+		return fmt.Errorf("%w (more than %d bytes)", errLineTooLong, s.maxLine)
 	}
 	s.line = append(s.line, b...)
 	return nil
 }
 
 // processLine applies one non-empty line to the event buffers.
-func (s *sseReader) processLine(line []byte) error {
+func (s *reader) processLine(line []byte) error {
 	if line[0] == ':' {
 		return nil // a comment (the server's heartbeat)
 	}
@@ -169,7 +169,7 @@ func (s *sseReader) processLine(line []byte) error {
 		s.eventType = validUTF8(value)
 	case "data":
 		if s.data.Len()+len(value)+1 > s.maxLine {
-			return fmt.Errorf("%w (event data over %d bytes)", errSSELineTooLong, s.maxLine)
+			return fmt.Errorf("%w (event data over %d bytes)", errLineTooLong, s.maxLine)
 		}
 		s.data.WriteString(validUTF8(value))
 		s.data.WriteByte('\n')
@@ -189,12 +189,12 @@ func (s *sseReader) processLine(line []byte) error {
 }
 
 // dispatch ends a block: it commits the last event ID and returns the event if the block had data.
-func (s *sseReader) dispatch() (sseEvent, bool) {
+func (s *reader) dispatch() (frame, bool) {
 	s.lastID = s.idBuf
 	if !s.hasData {
 		s.data.Reset()
 		s.eventType = ""
-		return sseEvent{}, false
+		return frame{}, false
 	}
 	data := strings.TrimSuffix(s.data.String(), "\n")
 	typ := s.eventType
@@ -203,7 +203,7 @@ func (s *sseReader) dispatch() (sseEvent, bool) {
 	}
 	s.data.Reset()
 	s.eventType, s.hasData = "", false
-	return sseEvent{ID: s.lastID, Type: typ, Data: data}, true
+	return frame{ID: s.lastID, Type: typ, Data: data}, true
 }
 
 func isDigits(b []byte) bool {
