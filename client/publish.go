@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/eventgate/eventgate/internal/backoff"
 )
 
 const (
@@ -23,12 +25,13 @@ const (
 	// server answers 409 to a key whose first request's outcome is still unknown.
 	DefaultRetryFor = 2 * time.Minute
 
-	// publishBackoff and publishMaxBackoff: the first wait before a retry, doubled each time up to
-	// the maximum; a longer Retry-After wins (up to publishMaxWait).
-	publishBackoff    = time.Second
-	publishMaxBackoff = 15 * time.Second
-	publishMaxWait    = 30 * time.Second
+	// publishMaxWait caps one wait, a long Retry-After included.
+	publishMaxWait = 30 * time.Second
 )
+
+// publishBackoff paces the retries of a batch: 1 s before the first, doubled each time up to 15 s;
+// a longer Retry-After wins (up to publishMaxWait).
+var publishBackoff = backoff.Policy{Base: time.Second, Max: 15 * time.Second}
 
 // PublishOptions are one Publish call's settings; the zero value sends a random key and retries
 // for DefaultRetryFor.
@@ -119,7 +122,7 @@ func (c *Client) Publish(ctx context.Context, events []json.RawMessage, o Publis
 	if retryFor == 0 {
 		retryFor = DefaultRetryFor
 	}
-	r := retrier{deadline: time.Now().Add(retryFor), backoff: publishBackoff, notify: o.OnRetry}
+	r := retrier{deadline: time.Now().Add(retryFor), notify: o.OnRetry}
 	u := c.endpoint("/api/v1/events").String()
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body.Bytes()))
@@ -201,20 +204,20 @@ func retryable(se *StatusError, keyed bool) bool {
 // retrier paces the retries of one batch until its deadline.
 type retrier struct {
 	deadline time.Time
-	backoff  time.Duration              // the next wait unless Retry-After asks for more
+	retries  int                        // waits so far: the backoff grows with them
 	notify   func(error, time.Duration) // told of each retry; may be nil
 }
 
 // wait announces the retry (why: the failed attempt) and sleeps before it: retryAfter or the
-// backoff, whichever is longer (the backoff then doubles, up to publishMaxBackoff). retry is
+// backoff, whichever is longer (the backoff then doubles, up to 15 s). retry is
 // false, without waiting, when the attempt would start after the deadline; err is ctx's error
 // when ctx ended during the wait.
 func (r *retrier) wait(ctx context.Context, retryAfter time.Duration, why error) (retry bool, err error) {
-	d := min(max(retryAfter, r.backoff), publishMaxWait)
+	d := min(max(retryAfter, publishBackoff.Delay(r.retries)), publishMaxWait)
 	if time.Now().Add(d).After(r.deadline) {
 		return false, nil
 	}
-	r.backoff = min(2*r.backoff, publishMaxBackoff)
+	r.retries++
 	if r.notify != nil {
 		r.notify(why, d)
 	}

@@ -12,6 +12,8 @@ import (
 	"mime"
 	"net/http"
 	"time"
+
+	"github.com/eventgate/eventgate/internal/backoff"
 )
 
 const (
@@ -179,14 +181,7 @@ func (s *Subscription) fail(connected bool, err error) {
 // backoff is the wait before the next attempt: the server's retry after a connection that
 // worked, doubling with each failed attempt up to max(retry, MaxBackoff).
 func (s *Subscription) backoff() time.Duration {
-	d := s.retry
-	for i := 1; i < s.failures && d < s.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	if d > s.opts.MaxBackoff && d > s.retry {
-		d = max(s.opts.MaxBackoff, s.retry)
-	}
-	return d
+	return backoff.Policy{Base: s.retry, Max: s.opts.MaxBackoff}.Delay(s.failures - 1)
 }
 
 // jitter returns a random extra wait in [0, d/4], so clients do not reconnect in step.
@@ -199,14 +194,10 @@ func jitter(d time.Duration) time.Duration {
 
 // sleep waits d, or returns ctx's error if ctx ends first.
 func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+	if !backoff.Wait(ctx, d) {
 		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
+	return nil
 }
 
 // dial opens a connection: on success s.conn is set. A finalError ends the subscription.
