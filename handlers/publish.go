@@ -26,8 +26,8 @@ const publishTimeout = 3 * time.Second
 // after the request may have reached it): the events may or may not be in the log.
 var errAppendUnknown = errors.New("append outcome unknown")
 
-// publish serves POST /api/v1/events (SPEC §4): one event or a batch, validated whole before
-// anything is appended, appended atomically, with an optional Idempotency-Key.
+// publish serves POST /api/v1/events (docs/api.md#publishing): one event or a batch, validated
+// whole before anything is appended, appended atomically, with an optional Idempotency-Key.
 func (s *Server) publish(c *gin.Context) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
@@ -51,8 +51,8 @@ func (s *Server) publish(c *gin.Context) {
 		}
 	}
 
-	// The topics grant bounds publishing too (SPEC §8); checked before the Idempotency-Key is
-	// claimed, so a refused batch does not spend the key.
+	// The topics grant bounds publishing too (docs/api.md#topic-grants); checked before the
+	// Idempotency-Key is claimed, so a refused batch does not spend the key.
 	if p := principalOf(c); p != nil {
 		for i, d := range drafts {
 			if !event.GrantMatches(p.Topics, d.Topic) {

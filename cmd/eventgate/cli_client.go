@@ -99,8 +99,8 @@ func newClientTransport() *http.Transport {
 	}
 }
 
-// serverError is a non-success answer: the status and the SPEC §6 error code and message (or a
-// short excerpt of a body that is not one).
+// serverError is a non-success answer: the status and the error code (docs/api.md#errors) and
+// message (or a short excerpt of a body that is not one).
 type serverError struct {
 	Status     int
 	Code       string

@@ -19,7 +19,7 @@ import (
 )
 
 const (
-	// maxPublishBatch is the server's limit of events per request (SPEC §4).
+	// maxPublishBatch is the server's limit of events per request (docs/api.md#publishing).
 	maxPublishBatch = 1000
 	// maxPublishBatchBytes keeps a request well under the server's default body limit (8 MiB).
 	maxPublishBatchBytes = 4 << 20
