@@ -7,7 +7,7 @@ import (
 	"github.com/eventgate/eventgate/event"
 )
 
-// Scopes a token may carry in its space-separated scope claim (SPEC §6).
+// Scopes a token may carry in its space-separated scope claim (docs/api.md#authentication).
 const (
 	ScopeSubscribe = "subscribe"
 	ScopePublish   = "publish"

@@ -1,7 +1,7 @@
-// Package auth verifies and mints eventgate's bearer tokens (JWT, SPEC §6): keys and their
-// pinned algorithms, the claims eventgate reads (sub, scope, topics, exp, nbf, aud, iss), and the
-// Principal a verified token speaks for. It knows nothing of HTTP: package handlers finds the
-// token in a request and turns these errors into 401 and 403 answers; the eventgate command
+// Package auth verifies and mints eventgate's bearer tokens (JWT, docs/api.md#authentication): keys
+// and their pinned algorithms, the claims eventgate reads (sub, scope, topics, exp, nbf, aud, iss),
+// and the Principal a verified token speaks for. It knows nothing of HTTP: package handlers finds
+// the token in a request and turns these errors into 401 and 403 answers; the eventgate command
 // loads keys and mints development tokens with the same code the server verifies with.
 package auth
 

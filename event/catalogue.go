@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 )
 
-// Event types of the catalogue (SPEC §1). They are the only types ParseDraft accepts.
+// Event types of the catalogue (docs/api.md#catalogue). They are the only types ParseDraft accepts.
 const (
 	// TypeJobQueued: a job was queued. Data: job_id, job_type.
 	TypeJobQueued = "job.queued"
@@ -34,7 +34,7 @@ const (
 	TypeQueueStatus = "queue.status"
 )
 
-// MaxBatch is the largest number of events one publish body may carry (SPEC §4).
+// MaxBatch is the largest number of events one publish body may carry (docs/api.md#publishing).
 const MaxBatch = 1000
 
 // MaxTitleLen is the longest accepted note title, in characters (Unicode code points).
@@ -154,12 +154,12 @@ func KnownType(t string) bool {
 // Types returns the catalogue's event types, sorted. The caller owns the returned slice.
 func Types() []string { return slices.Clone(catTypes) }
 
-// ParseDraft strictly decodes and validates one event {"type":...,"data":{...}} (SPEC §1): the
-// type must be in the catalogue; data must hold exactly the type's fields with the right JSON
-// types (unknown, duplicate, missing or null required fields are errors; an optional message
-// that is null counts as absent); nothing may follow the object. UUIDs are normalized to
-// lowercase, and message and error are sanitized (SanitizeMessage, SanitizeError). The
-// returned Draft's Topic is derived from the data and its Data is canonical JSON: fields in the
+// ParseDraft strictly decodes and validates one event {"type":...,"data":{...}}
+// (docs/api.md#catalogue): the type must be in the catalogue; data must hold exactly the type's
+// fields with the right JSON types (unknown, duplicate, missing or null required fields are errors;
+// an optional message that is null counts as absent); nothing may follow the object. UUIDs are
+// normalized to lowercase, and message and error are sanitized (SanitizeMessage, SanitizeError).
+// The returned Draft's Topic is derived from the data and its Data is canonical JSON: fields in the
 // catalogue's order, no insignificant space, HTML characters (<, >, &) not escaped.
 //
 // Every error is a *ValidationError with Index -1.
@@ -316,11 +316,11 @@ func (w *catWriter) value(k catKind, name string, val json.RawMessage) (string, 
 	return s, nil
 }
 
-// ParseBatch decodes a publish body (SPEC §4): one event object, or a JSON array of 1 to MaxBatch
-// events; JSON whitespace may surround it. Each event is validated as by ParseDraft. A body that is
-// empty, not an object or array, an empty array or an array of more than MaxBatch elements yields
-// a *ValidationError with Field "body" and Index -1; an error inside array element i carries
-// Index i. A single-object body reports its errors with Index -1. On error no drafts are
+// ParseBatch decodes a publish body (docs/api.md#publishing): one event object, or a JSON array of
+// 1 to MaxBatch events; JSON whitespace may surround it. Each event is validated as by ParseDraft.
+// A body that is empty, not an object or array, an empty array or an array of more than MaxBatch
+// elements yields a *ValidationError with Field "body" and Index -1; an error inside array element
+// i carries Index i. A single-object body reports its errors with Index -1. On error no drafts are
 // returned.
 func ParseBatch(body []byte) ([]Draft, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")

@@ -20,7 +20,8 @@ type Draft struct {
 }
 
 // Payload returns the form stores persist: {"type":...,"data":{...}}. It is the same form a
-// producer may XADD directly (SPEC §4), so one decoder reads both.
+// producer may XADD directly (docs/api.md#producers-that-write-to-redis), so one decoder reads
+// both.
 func (d Draft) Payload() []byte {
 	b := make([]byte, 0, len(d.Data)+len(d.Type)+20)
 	b = append(b, `{"type":`...)
@@ -39,7 +40,7 @@ type Event struct {
 	Topic string
 	// Data is the event's data object (nil for control events).
 	Data json.RawMessage
-	// JSON is the complete envelope (SPEC §1), or the control object, encoded once.
+	// JSON is the complete envelope (docs/api.md#envelope), or the control object, encoded once.
 	JSON []byte
 	// Control marks events that are not in the log (resync); webhooks skip them.
 	Control bool

@@ -1,8 +1,8 @@
 package event
 
-// Topic grants: the patterns of a token's topics claim bound everything the token touches (SPEC §8):
-// streams, history, jobs, publish and webhooks. A grant is a []Pattern; nil means unrestricted.
-// The functions here are pure and safe for concurrent use.
+// Topic grants: the patterns of a token's topics claim bound everything the token touches
+// (docs/api.md#topic-grants): streams, history, jobs, publish and webhooks. A grant is a []Pattern;
+// nil means unrestricted. The functions here are pure and safe for concurrent use.
 
 // anyTopic is "*": what a webhook (or filter) without topics stands for.
 var anyTopic = Pattern{text: "*", wild: true}

@@ -21,13 +21,13 @@ const (
 	sanSQLMarker  = "[sql]"
 )
 
-// SanitizeMessage cleans a job.progress message for publication (SPEC §1 payload hygiene) and
-// cuts it to MaxMessageLen characters. See SanitizeError for the rules; the two differ only in
-// the cap.
+// SanitizeMessage cleans a job.progress message for publication
+// (docs/api.md#validation-and-payload-hygiene) and cuts it to MaxMessageLen characters. See
+// SanitizeError for the rules; the two differ only in the cap.
 func SanitizeMessage(s string) string { return sanitize(s, MaxMessageLen) }
 
-// SanitizeError cleans a job.failed error for publication (SPEC §1 payload hygiene) and cuts it to
-// MaxErrorLen characters. In order:
+// SanitizeError cleans a job.failed error for publication
+// (docs/api.md#validation-and-payload-hygiene) and cuts it to MaxErrorLen characters. In order:
 //
 //   - Invalid UTF-8 bytes become U+FFFD.
 //   - The text is split into lines at \n, \r, \v, \f, U+0085, U+2028 and U+2029. Blank lines and

@@ -22,7 +22,7 @@ import (
 	"github.com/eventgate/eventgate/event"
 )
 
-// Token sources (SPEC §6).
+// Token sources (docs/api.md#authentication).
 const (
 	// TokenQueryParam is the query parameter for clients that cannot set headers (EventSource).
 	TokenQueryParam = "access_token"

@@ -16,8 +16,8 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// consoleFiles is the live console (SPEC §5 GET /): plain HTML, CSS and JavaScript embedded in the
-// binary — no build step, no external assets, so it works offline.
+// consoleFiles is the live console (GET /, docs/clients.md#console): plain HTML, CSS and JavaScript
+// embedded in the binary — no build step, no external assets, so it works offline.
 //
 //go:embed console/*
 var consoleFiles embed.FS

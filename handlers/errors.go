@@ -32,7 +32,7 @@ var (
 )
 
 // errorTable maps error kinds (matched with errors.Is, first match wins) to the HTTP status and
-// the SPEC §6 error code. It is the one place where that mapping lives.
+// the error code (docs/api.md#errors). It is the one place where that mapping lives.
 var errorTable = []struct {
 	err    error
 	status int
@@ -69,7 +69,7 @@ var errorTable = []struct {
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout", false, "The event store did not answer in time; retry later."},
 }
 
-// codeOf returns the SPEC error code for err (for WebSocket error frames).
+// codeOf returns the error code for err (for WebSocket error frames).
 func codeOf(err error) string {
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
@@ -79,7 +79,7 @@ func codeOf(err error) string {
 	return "internal"
 }
 
-// errorBody is the SPEC §6 error shape.
+// errorBody is the error shape of docs/api.md#errors.
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }

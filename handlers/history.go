@@ -28,7 +28,8 @@ type historyPage struct {
 	Truncated bool `json:"truncated,omitempty"`
 }
 
-// history serves GET /api/v1/events (SPEC §4): a page of matching events after a position.
+// history serves GET /api/v1/events (docs/api.md#history): a page of matching events after a
+// position.
 func (s *Server) history(c *gin.Context) {
 	after := event.ID{}
 	if v := c.Query("after"); v != "" && v != "0" {

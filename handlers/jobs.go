@@ -10,7 +10,8 @@ import (
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// job serves GET /api/v1/jobs/{id} (SPEC §5): the job's state folded from the log.
+// job serves GET /api/v1/jobs/{id} (docs/api.md#job-and-queue-state): the job's state folded from
+// the log.
 func (s *Server) job(c *gin.Context) {
 	id := c.Param("id")
 	if !uuidPattern.MatchString(id) {

@@ -50,7 +50,8 @@ type rateRoute struct {
 	muted   uint64 // failures not logged since lastLog
 }
 
-// Why each route fails open (README "Rate limits"): the limiter shares the Redis of the log.
+// Why each route fails open (docs/operations.md#rate-limits): the limiter shares the Redis of the
+// log.
 //   - connect: streaming availability matters more than the connect budget, and the connection
 //     caps (per instance, per IP) still bound what a flood can hold.
 //   - publish: while Redis is down the append fails with 503 anyway; when only the limiter's call

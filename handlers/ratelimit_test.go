@@ -42,7 +42,7 @@ func (f *fakeLimiter) seen() []string {
 var errLimiterDown = fmt.Errorf("limiter: %w: connection refused", streams.ErrUnavailable)
 
 // TestRateLimitResponses: within the budget the request passes with the X-RateLimit headers;
-// over it, 429 in the SPEC shape with Retry-After; a failing limiter fails open, counted.
+// over it, 429 in the error shape with Retry-After; a failing limiter fails open, counted.
 func TestRateLimitResponses(t *testing.T) {
 	t.Parallel()
 	reset := time.Now().Add(30 * time.Second)

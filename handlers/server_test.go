@@ -51,7 +51,7 @@ func errorCode(t *testing.T, rec *httptest.ResponseRecorder) (string, string) {
 	t.Helper()
 	var body errorBody
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
-		t.Fatalf("error body %q is not the SPEC shape: %v", rec.Body.String(), err)
+		t.Fatalf("error body %q is not the error shape: %v", rec.Body.String(), err)
 	}
 	return body.Error.Code, body.Error.Message
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/eventgate/eventgate/telemetry"
 )
 
-// sseHeaders are sent on every stream response (SPEC §2). X-Accel-Buffering stops nginx from
-// buffering the stream.
+// sseHeaders are sent on every stream response (docs/api.md#server-sent-events). X-Accel-Buffering
+// stops nginx from buffering the stream.
 func sseHeaders(h http.Header) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -92,8 +92,8 @@ func resumeStart(c *gin.Context) (streams.Start, error) {
 	return streams.ParseStart(v)
 }
 
-// stream serves GET /api/v1/stream (SPEC §2): one select loop over the request context, the
-// drain signal, the heartbeat and the subscription.
+// stream serves GET /api/v1/stream (docs/api.md#server-sent-events): one select loop over the
+// request context, the drain signal, the heartbeat and the subscription.
 func (s *Server) stream(c *gin.Context) {
 	start, err := resumeStart(c)
 	if err != nil {
@@ -202,7 +202,8 @@ func (s *Server) pump(out sseSink, sub *streams.Subscription, info *connInfo, ex
 			reason = telemetry.CloseShutdown
 			return
 		case <-expired:
-			// The client reconnects with a fresh token and its last id (SPEC §2).
+			// The client reconnects with a fresh token and its last id
+			// (docs/api.md#token-expiry-on-live-connections).
 			send([]byte("event: auth_expired\ndata: {\"type\":\"auth_expired\"}\n\n"))
 			reason = telemetry.CloseAuthExpired
 			return

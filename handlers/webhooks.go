@@ -19,8 +19,8 @@ import (
 // maxWebhookBody caps a webhook management request body.
 const maxWebhookBody = 64 << 10
 
-// webhookRoutes registers the webhook management API (SPEC §5), scope admin. Without a webhook
-// service (Deps.Webhooks nil) the routes are absent.
+// webhookRoutes registers the webhook management API (docs/api.md#webhooks), scope admin. Without a
+// webhook service (Deps.Webhooks nil) the routes are absent.
 func (s *Server) webhookRoutes(api *gin.RouterGroup) {
 	if s.webhooks == nil {
 		return
@@ -167,9 +167,9 @@ func (s *Server) getWebhook(c *gin.Context) {
 }
 
 // webhookInGrant returns nil when the request's token may manage w: every topic pattern of w is
-// inside its topics grant (SPEC §8). A hook outside is reported as absent (ErrNotFound,
-// 404, the same message as for an unknown id), as jobs outside a grant are, so a restricted token
-// learns nothing of other hooks.
+// inside its topics grant (docs/api.md#topic-grants). A hook outside is reported as absent
+// (ErrNotFound, 404, the same message as for an unknown id), as jobs outside a grant are, so a
+// restricted token learns nothing of other hooks.
 func webhookInGrant(c *gin.Context, w webhooks.Webhook) error {
 	if p := principalOf(c); p != nil && !event.GrantCoversTopics(p.Topics, w.Topics) {
 		return fmt.Errorf("%w: %q", webhooks.ErrNotFound, w.ID)

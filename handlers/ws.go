@@ -30,7 +30,7 @@ const wsLiveBuffer = 16
 // writing, which keeps idle connections small.
 var wsWriteBuffers sync.Pool
 
-// wsAction is a client → server message (SPEC §3).
+// wsAction is a client → server message (docs/api.md#websocket).
 type wsAction struct {
 	Action string   `json:"action"`
 	Topics []string `json:"topics"`
@@ -67,9 +67,9 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	return strings.EqualFold(u.Host, r.Host)
 }
 
-// websocket serves GET /api/v1/ws (SPEC §3). Every rejection happens before the upgrade, as a
-// JSON error; after it, the handler returns and the connection's reader and writer own it
-// (ws_conn.go).
+// websocket serves GET /api/v1/ws (docs/api.md#websocket). Every rejection happens before the
+// upgrade, as a JSON error; after it, the handler returns and the connection's reader and writer
+// own it (ws_conn.go).
 func (s *Server) websocket(c *gin.Context) {
 	start, err := resumeStart(c)
 	if err != nil {

@@ -16,30 +16,12 @@ import (
 	"github.com/eventgate/eventgate/telemetry"
 )
 
-// wsConn is one WebSocket connection after the upgrade.
-//
-// Goroutines. The reader goroutine lives as long as the connection and only reads: it hands client
-// messages to the writer and does nothing that would grow its stack past the 2 KiB a goroutine
-// starts with (the runtime shrinks a stack only when under a quarter of it is in use, which a read
-// parked inside gorilla is not), so an idle connection parks one minimum-size stack in gorilla's
-// read. Even a message's body is read on a goroutine of its own (readBody). The writer is the only
-// goroutine that writes data frames, pings and pongs and touches the subscription; it runs only
-// while there is work — the subscription woke it (SubscribeOptions.Wake), a client message, a ping
-// or a pong is waiting, a catch-up read is due again — and ends once it has done that work. At most
-// one writer runs at a time (the writing flag), so frames stay in order and gorilla's one-writer
-// rule holds. The close frame uses gorilla's WriteControl, which is safe beside the writer. The
-// server's heartbeat and drain find the connection in its set (wsConns). So an idle connection
-// holds one small stack and no timer, write buffer or writer goroutine: see the idle-connection
-// figures in the README's Performance.
-//
-// Liveness. Every heartbeat the server's heartbeat has the writer send a ping, which counts as
-// unanswered once written; any frame from the client resets the count. No read deadline: setting
-// one on every pong would deepen the reader's stack. A client that answers no ping for two
-// heartbeats is closed (1008), and so is one whose token has expired (checked every heartbeat/16).
-//
-// Ending. stop records the first reason, sends the close frame and closes the socket, which ends
-// the reader and any blocked write. Whichever of the reader and the writer leaves last releases the
-// subscription, the retry timer, the registry entry and the connection's slot (cleanup).
+// wsConn is one WebSocket connection after the upgrade, owned by its reader and writer
+// goroutines: the reader only reads and hands client messages over; the writer, started only
+// while there is work and at most one at a time, is the only goroutine that writes data frames
+// and touches the subscription. The server's heartbeat and drain find it in wsConns. Whichever of
+// reader and writer leaves last releases it (cleanup). Why, and what an idle one holds:
+// docs/architecture.md#websocket-connections.
 type wsConn struct {
 	s         *Server
 	conn      *websocket.Conn

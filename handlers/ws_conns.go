@@ -95,7 +95,7 @@ func (w *wsConn) drain() {
 // pings written to it (1008 "ping_timeout": two heartbeats after the first of them), and
 // otherwise asks the writer for a ping unless one is still waiting to be written. Every tick it
 // closes a connection whose token has expired (1008 "token expired": the client reconnects with
-// a fresh token and its last id, SPEC §3).
+// a fresh token and its last id, docs/api.md#token-expiry-on-live-connections).
 func (w *wsConn) beat(now time.Time, pingTick bool) {
 	expired := w.principal != nil && !now.Before(w.principal.Expires)
 	if !expired && !pingTick {

@@ -1,6 +1,7 @@
 // Package jobs keeps the state of jobs and of the job queue, folded from the log's job.* and
-// queue.status events (SPEC §5): the fold itself, the store port it is kept behind, the projector
-// that drains a hub subscription into that store, and the queue status carried by resyncs.
+// queue.status events (docs/api.md#job-and-queue-state): the fold itself, the store port it is kept
+// behind, the projector that drains a hub subscription into that store, and the queue status
+// carried by resyncs.
 package jobs
 
 import (
@@ -11,7 +12,7 @@ import (
 	"github.com/eventgate/eventgate/event"
 )
 
-// Job statuses (SPEC §5).
+// Job statuses (docs/api.md#job-and-queue-state).
 const (
 	Queued    = "queued"
 	Running   = "running"

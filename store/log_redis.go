@@ -273,17 +273,9 @@ func (r *Redis) invalid(id event.ID, err error) {
 	}
 }
 
-// boundsOf extracts the log bounds from XINFO STREAM.
-//
-// Redis (7.0 and later) updates max-deleted-entry-id only for XDEL, not when XADD … MAXLEN or
-// XTRIM trims the stream, and the trimmed IDs are gone. But trimming only ever removes the oldest
-// entries, and entries-added − length tells whether anything was removed at all. So when
-// something was, every trimmed ID is before First, and the ID just before First is a safe upper
-// bound of them: a position before it may have lost events (resync), a position at or after it has
-// not. The bound is exact when the last trimmed entry is First's immediate predecessor, as in a
-// batch appended within one millisecond; otherwise a reader positioned exactly on the last trimmed
-// entry gets one needless resync. When the stream is empty but was not always, everything up to
-// last-generated-id is gone.
+// boundsOf extracts the log bounds from XINFO STREAM. MaxDeleted is derived from entries-added
+// and First, since trimming does not move max-deleted-entry-id: a safe upper bound of the trimmed
+// ids (docs/architecture.md#vouching-for-a-position).
 func boundsOf(info *redis.XInfoStream) (streams.Bounds, error) {
 	var b streams.Bounds
 	for _, f := range []struct {

@@ -8,7 +8,7 @@ import (
 	"github.com/eventgate/eventgate/event"
 )
 
-// Resync reasons (SPEC §1).
+// Resync reasons (docs/api.md#control-events).
 const (
 	// ReasonTruncated: events after the requested position were trimmed from the ring.
 	ReasonTruncated = "history_truncated"

@@ -47,8 +47,8 @@ type Retry struct {
 	Attempt int
 	// Due is when the attempt may start.
 	Due time.Time
-	// Body is the event envelope (SPEC §1), kept with the retry so that a retry outlives the
-	// event's stay in the capped log.
+	// Body is the event envelope (docs/api.md#envelope), kept with the retry so that a retry outlives
+	// the event's stay in the capped log.
 	Body []byte
 }
 

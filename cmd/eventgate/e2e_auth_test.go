@@ -1,8 +1,8 @@
 package main
 
-// End-to-end tests of authentication (SPEC §6): token sources, each kind of bad token, scopes,
-// topic grants on SSE, WebSocket and history, and token expiry on live connections followed by a
-// lossless resume with a fresh token.
+// End-to-end tests of authentication (docs/api.md#authentication): token sources, each kind of bad
+// token, scopes, topic grants on SSE, WebSocket and history, and token expiry on live connections
+// followed by a lossless resume with a fresh token.
 
 import (
 	"context"
@@ -85,7 +85,7 @@ func probe(t *testing.T, u string, headers map[string]string) (int, http.Header,
 	return resp.StatusCode, resp.Header, body
 }
 
-// expectUnauthorized requires a 401 in the SPEC shape with a Bearer challenge.
+// expectUnauthorized requires a 401 in the error shape with a Bearer challenge.
 func expectUnauthorized(t *testing.T, status int, h http.Header, raw []byte) {
 	t.Helper()
 	expectError(t, status, raw, http.StatusUnauthorized, "unauthorized")

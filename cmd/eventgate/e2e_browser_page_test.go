@@ -278,11 +278,12 @@ func jobCompleted(job string) string {
 	return fmt.Sprintf(`{"type":"job.completed","data":{"job_id":%q,"job_type":"export"}}`, job)
 }
 
-// readmeBlock returns the JavaScript block of README.md that follows the marker
-// "<!-- e2e: name", so the README's snippets are the ones tested.
-func readmeBlock(t *testing.T, name string) string {
+// docBlock returns the JavaScript block of file (README.md or docs/..., relative to the
+// repository root) that follows the marker "<!-- e2e: name", so the documented snippets are the
+// ones tested.
+func docBlock(t *testing.T, file, name string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(file)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +296,7 @@ func readmeBlock(t *testing.T, name string) string {
 		block, _, ok = strings.Cut(rest, "```")
 	}
 	if !ok {
-		t.Fatalf("README.md has no ```js block after <!-- e2e: %s", name)
+		t.Fatalf("%s has no ```js block after <!-- e2e: %s", file, name)
 	}
 	return block
 }

@@ -196,12 +196,13 @@ func TestE2EBrowserConsole(t *testing.T) {
 		}
 	})
 
-	// The README's browser snippets, as a reader would paste them: they receive events, and after
-	// a restart (in-process store: the new log cannot vouch for their position) they reconnect,
-	// get resync, and receive live events again.
+	// The documented browser snippets (README.md's EventSource wrapper, docs/clients.md's WebSocket
+	// one), as a reader would paste them: they receive events, and after a restart (in-process
+	// store: the new log cannot vouch for their position) they reconnect, get resync, and receive
+	// live events again.
 	t.Run("readme-snippets", func(t *testing.T) {
 		t.Parallel()
-		sse, ws := readmeBlock(t, "readme-eventsource"), readmeBlock(t, "readme-websocket")
+		sse, ws := docBlock(t, "README.md", "readme-eventsource"), docBlock(t, "docs/clients.md", "clients-websocket")
 		a := startServer(t, map[string]string{"EVENTGATE_AUTH": "none", "EVENTGATE_SHUTDOWN_GRACE": "2s"})
 		p := openConsole(t, browser, a.URL())
 		setup := `(() => {` + sse + "\n" + ws + `
@@ -212,7 +213,7 @@ func TestE2EBrowserConsole(t *testing.T) {
 			}
 		})()`
 		if err := p.do(chromedp.Evaluate[chromedp.Void](setup)); err != nil {
-			t.Fatalf("running the README snippets: %v", err)
+			t.Fatalf("running the documented snippets: %v", err)
 		}
 		type got struct {
 			Got    []string `json:"got"`
@@ -232,7 +233,7 @@ func TestE2EBrowserConsole(t *testing.T) {
 					return
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("README snippets: no %s within %s: %+v (%v)", what, browserTimeout, r, err)
+					t.Fatalf("documented snippets: no %s within %s: %+v (%v)", what, browserTimeout, r, err)
 				}
 				select {
 				case <-time.After(50 * time.Millisecond): // poll interval
@@ -253,7 +254,7 @@ func TestE2EBrowserConsole(t *testing.T) {
 		want := []string{"job.queued " + ids[1], "job.progress " + ids[2]}
 		waitBoth("events", func(g got) bool { return len(g.Got) >= 2 })
 		if r, _ := read(); !slices.Equal(r["sse"].Got, want) || !slices.Equal(r["ws"].Got, want) {
-			t.Fatalf("README snippets got %+v, want %q each", r, want)
+			t.Fatalf("documented snippets got %+v, want %q each", r, want)
 		}
 
 		a.Stop()

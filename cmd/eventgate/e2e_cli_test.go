@@ -337,31 +337,32 @@ func TestE2ECLIAuth(t *testing.T) {
 	tp.stop(t)
 }
 
-// readmeGoBlock returns the ```go block that follows the marker comment in README.md.
-func readmeGoBlock(t *testing.T, marker string) string {
+// docGoBlock returns the ```go block that follows the marker comment in file (relative to the
+// repository root).
+func docGoBlock(t *testing.T, file, marker string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(file)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, after, ok := strings.Cut(string(raw), "<!-- e2e: "+marker+" ")
 	if !ok {
-		t.Fatalf("README.md has no <!-- e2e: %s --> marker", marker)
+		t.Fatalf("%s has no <!-- e2e: %s --> marker", file, marker)
 	}
 	_, after, _ = strings.Cut(after, "```go\n")
 	block, _, ok := strings.Cut(after, "\n```")
 	if !ok {
-		t.Fatalf("README.md: no code block after the %s marker", marker)
+		t.Fatalf("%s: no code block after the %s marker", file, marker)
 	}
 	return block + "\n"
 }
 
-// TestE2EReadmeGoClient builds the README's Go example (on package client of this checkout) and
-// runs it across a server restart.
+// TestE2EReadmeGoClient builds docs/clients.md's Go example (on package client of this checkout)
+// and runs it across a server restart.
 func TestE2EReadmeGoClient(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(readmeGoBlock(t, "readme-go")), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(docGoBlock(t, "docs/clients.md", "clients-go")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	root, err := filepath.Abs(filepath.Join("..", ".."))
@@ -377,7 +378,7 @@ func TestE2EReadmeGoClient(t *testing.T) {
 	// module beyond the standard library, so nothing is downloaded.
 	build.Dir, build.Env = dir, append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "GOTOOLCHAIN=local")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the README's Go example: %v\n%s", err, out)
+		t.Fatalf("building the Go example of docs/clients.md: %v\n%s", err, out)
 	}
 
 	env := map[string]string{"EVENTGATE_AUTH": "none", "EVENTGATE_RETRY": "200ms", "EVENTGATE_SHUTDOWN_GRACE": "2s"}
@@ -407,7 +408,7 @@ func TestE2EReadmeGoClient(t *testing.T) {
 		line := client.next(t, 1, frameTimeout)[0]
 		typ, data, _ := strings.Cut(line, " ")
 		if typ != "job.progress" || decodeEnvelope(t, data).ID != want[i] {
-			t.Fatalf("README client printed %q, want job.progress %s", line, want[i])
+			t.Fatalf("the documented Go client printed %q, want job.progress %s", line, want[i])
 		}
 	}
 	a.Stop()
@@ -419,7 +420,7 @@ func TestE2EReadmeGoClient(t *testing.T) {
 			continue // control events: the example prints every event it gets
 		}
 		if typ, data, _ := strings.Cut(line, " "); typ != "job.progress" || decodeEnvelope(t, data).ID != live[0] {
-			t.Fatalf("after the restart the README client printed %q, want job.progress %s", line, live[0])
+			t.Fatalf("after the restart the documented Go client printed %q, want job.progress %s", line, live[0])
 		}
 		break
 	}

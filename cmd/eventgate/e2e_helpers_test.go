@@ -337,7 +337,7 @@ func historyIDs(t *testing.T, p historyPage) []string {
 
 var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
-// expectError requires the status (0: any 4xx) and the SPEC §6 body
+// expectError requires the status (0: any 4xx) and the error body (docs/api.md#errors)
 // {"error":{"code":"<snake_case>","message":"..."}} with wantCode (if set); it returns the message.
 func expectError(t *testing.T, status int, raw []byte, wantStatus int, wantCode string) string {
 	t.Helper()
@@ -359,7 +359,7 @@ func expectError(t *testing.T, status int, raw []byte, wantStatus int, wantCode 
 	return msg
 }
 
-// envelope is a decoded SPEC §1 event.
+// envelope is a decoded event envelope (docs/api.md#envelope).
 type envelope struct {
 	ID, Type, Topic, Time string
 	Data                  json.RawMessage

@@ -101,7 +101,7 @@ func eventuallyStatus(t *testing.T, url string, want int) {
 	}
 }
 
-// TestE2ERedisOutage stops Redis under a live subscriber: publishing answers 503 in the SPEC
+// TestE2ERedisOutage stops Redis under a live subscriber: publishing answers 503 in the error
 // shape, the stream stays open with heartbeats, and when Redis returns the reader resumes from its
 // last position: the subscriber gets every event once, in order.
 func TestE2ERedisOutage(t *testing.T) {

@@ -1,8 +1,8 @@
 package main
 
-// End-to-end tests of the rate limits (SPEC §6): a connect budget shared by two instances on one
-// Redis, the publish budget per token subject, the limiter with its Redis stopped (fail-open, no
-// 500, no panic), and the client IP behind trusted and untrusted proxies.
+// End-to-end tests of the rate limits (docs/api.md#rate-limits): a connect budget shared by two
+// instances on one Redis, the publish budget per token subject, the limiter with its Redis stopped
+// (fail-open, no 500, no panic), and the client IP behind trusted and untrusted proxies.
 
 import (
 	"net/http"

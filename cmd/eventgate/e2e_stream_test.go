@@ -1,7 +1,7 @@
 package main
 
-// End-to-end tests of the real binary with the in-process store: SSE (SPEC §2), publishing and
-// history (§4), errors (§6), shutdown and configuration (§7).
+// End-to-end tests of the real binary with the in-process store: SSE, publishing and history,
+// errors (docs/api.md), shutdown and configuration (docs/operations.md).
 
 import (
 	"bytes"
@@ -69,7 +69,8 @@ func TestE2EPublishDeliveredAsEnvelope(t *testing.T) {
 		t.Fatalf("history %v, want exactly the SSE data %s", p.Events, f.Data)
 	}
 
-	// Payload hygiene (SPEC §1): paths, SQL, stack lines and extra lines are removed; caps apply.
+	// Payload hygiene (docs/api.md#validation-and-payload-hygiene): paths, SQL, stack lines and extra
+	// lines are removed; caps apply.
 	failed := fmt.Sprintf(`{"type":"job.failed","data":{"job_id":%q,"job_type":"export","error":%q}}`, jobA,
 		"open /var/lib/app/secret.db: denied\n\tat main.run(/srv/app/main.go:12)\ngoroutine 1 [running]:")
 	progress := fmt.Sprintf(`{"type":"job.progress","data":{"job_id":%q,"percent":1,"message":%q}}`, jobA,

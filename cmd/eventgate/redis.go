@@ -8,8 +8,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis client timeouts (README "Redis timeouts"). A URL's own dial_timeout, read_timeout and
-// write_timeout win over these.
+// Redis client timeouts (docs/operations.md#redis-timeouts). A URL's own dial_timeout, read_timeout
+// and write_timeout win over these.
 const (
 	// redisDialTimeout bounds connecting to Redis (and the handshake of a new connection).
 	redisDialTimeout = 2 * time.Second

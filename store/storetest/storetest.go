@@ -163,7 +163,7 @@ func testAppendNothing(t *testing.T, newLog NewLog) {
 	}
 }
 
-// envelope is SPEC §1's event form.
+// envelope is the event envelope (docs/api.md#envelope).
 type envelope struct {
 	ID    string          `json:"id"`
 	Type  string          `json:"type"`
