@@ -1,6 +1,6 @@
 package client
 
-// The server's error answers (SPEC §6) and the errors that end a Subscription.
+// The server's error answers (docs/api.md#errors) and the errors that end a Subscription.
 
 import (
 	"encoding/json"
@@ -28,11 +28,11 @@ var (
 	ErrClosed = errors.New("client: subscription closed")
 )
 
-// StatusError is an answer other than success: the status and the SPEC §6 error code and message
+// StatusError is an answer other than success: the status and the error code and message
 // (or a short excerpt of a body that is not one). It is a value: nothing in it is shared.
 type StatusError struct {
 	Status     int
-	Code       string        // e.g. "invalid_event"; empty when the body was not a SPEC §6 error
+	Code       string        // e.g. "invalid_event"; empty when the body was not an eventgate error
 	Message    string        // one line
 	RetryAfter time.Duration // from Retry-After (seconds form); 0 if absent
 }

@@ -38,7 +38,7 @@ func (k Kind) String() string {
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// Event is an event's envelope (SPEC §1).
+// Event is an event's envelope (docs/api.md#envelope).
 type Event struct {
 	ID    string          `json:"id"`    // its position in the log, "<ms>-<seq>"
 	Type  string          `json:"type"`  // e.g. job.progress

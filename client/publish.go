@@ -19,7 +19,7 @@ import (
 )
 
 const (
-	// MaxBatch is the most events one Publish may carry (the server's limit, SPEC §4).
+	// MaxBatch is the most events one Publish may carry (the server's limit, docs/api.md#publishing).
 	MaxBatch = 1000
 	// DefaultRetryFor is how long Publish retries by default. It outlasts the minute for which the
 	// server answers 409 to a key whose first request's outcome is still unknown.

@@ -19,7 +19,7 @@ import (
 // body has been read and validated: a frozen store gets a 503 within it, not a hung request.
 const publishTimeout = 3 * time.Second
 
-// publish serves POST /api/v1/events (SPEC §4): one event or a batch, validated whole before
+// publish serves POST /api/v1/events (docs/api.md#publishing): one event or a batch, validated whole before
 // anything is appended, appended atomically, with an optional Idempotency-Key.
 func (s *Server) publish(c *gin.Context) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
@@ -44,7 +44,7 @@ func (s *Server) publish(c *gin.Context) {
 		}
 	}
 
-	// The topics grant bounds publishing too (SPEC §8); checked before the Idempotency-Key is
+	// The topics grant bounds publishing too (docs/api.md#topic-grants); checked before the Idempotency-Key is
 	// claimed, so a refused batch does not spend the key.
 	if p := principalOf(c); p != nil {
 		for i, d := range drafts {

@@ -20,7 +20,7 @@ import (
 	"github.com/eventgate/eventgate/webhooks"
 )
 
-// Config holds the HTTP layer's settings. Zero values select the SPEC defaults.
+// Config holds the HTTP layer's settings. Zero values select the documented defaults (docs/operations.md#configuration).
 type Config struct {
 	// Heartbeat is the interval of SSE comment lines (default 15s).
 	Heartbeat time.Duration
@@ -105,7 +105,7 @@ type Deps struct {
 	Hub      *streams.Hub
 	Log      streams.Log
 	Receipts streams.Receipts
-	// Jobs holds job and queue state folded from the log (SPEC §5).
+	// Jobs holds job and queue state folded from the log (docs/api.md#job-and-queue-state).
 	Jobs   jobs.Store
 	Leases limits.Leases
 	Store  Pinger
@@ -117,7 +117,7 @@ type Deps struct {
 	// Metrics is the metric set (nil: a fresh one, seen only on this server's /metrics). Pass the
 	// same set to the hub (HubOptions.Observer) and the store (RedisOptions.OnInvalid).
 	Metrics *telemetry.Metrics
-	// Webhooks is the webhook management service (SPEC §5); nil leaves its routes out.
+	// Webhooks is the webhook management service (docs/api.md#webhooks); nil leaves its routes out.
 	Webhooks *webhooks.Service
 }
 
@@ -188,7 +188,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.GET("/", s.console)                   // the live console page (console.go); open, holds no data
 	e.GET("/console/:file", s.consoleAsset) // its script, style sheet and icon
 	if !cfg.ExternalMetrics {
-		e.GET("/metrics", gin.WrapH(s.metrics.Handler())) // open: SPEC §5; keep it off public proxies
+		e.GET("/metrics", gin.WrapH(s.metrics.Handler())) // open (docs/operations.md#metrics); keep it off public proxies
 	}
 	api := e.Group("/api/v1")
 	// Auth first, then the rate limit (per client IP / per subject), then the connection caps.
@@ -223,7 +223,7 @@ func (s *Server) isDraining() bool {
 	}
 }
 
-// recover turns a panic into a logged 500 in the SPEC error shape.
+// recover turns a panic into a logged 500 in the JSON error shape (docs/api.md#errors).
 func (s *Server) recover(c *gin.Context) {
 	defer func() {
 		if r := recover(); r != nil {

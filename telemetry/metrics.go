@@ -21,7 +21,7 @@ import (
 // Metrics is eventgate's Prometheus metric set, on a registry of its own (never the global
 // default), with the Go runtime and process collectors. Every label has a bounded set of values:
 // transports, close reasons, event types of the catalogue, route templates, outcomes; never ids,
-// paths, IPs or subjects. Its methods are safe for concurrent use. The README's Telemetry section
+// paths, IPs or subjects. Its methods are safe for concurrent use. docs/operations.md#metrics
 // lists every series.
 //
 // *Metrics implements streams.Observer (pass it as streams.HubOptions.Observer), and its

@@ -20,7 +20,7 @@ import (
 )
 
 const (
-	// maxPublishBatch is the server's limit of events per request (SPEC §4).
+	// maxPublishBatch is the server's limit of events per request (docs/api.md#publishing).
 	maxPublishBatch = client.MaxBatch
 	// maxPublishBatchBytes keeps a request well under the server's default body limit (8 MiB).
 	maxPublishBatchBytes = 4 << 20

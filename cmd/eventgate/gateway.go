@@ -166,7 +166,7 @@ func (g *gateway) stop() {
 	<-g.hubDone
 }
 
-// drain is the graceful shutdown (SPEC §7), within EVENTGATE_SHUTDOWN_GRACE: /readyz turns 503,
+// drain is the graceful shutdown (docs/operations.md#drain-and-shutdown), within EVENTGATE_SHUTDOWN_GRACE: /readyz turns 503,
 // streams end spread over half the grace, webhook deliveries in flight finish or stay pending,
 // then the listeners close and the hub stops.
 func (g *gateway) drain() {
