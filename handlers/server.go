@@ -42,6 +42,9 @@ type Config struct {
 	// MaxConnectionsPerIP caps streaming connections per client IP, across instances when the
 	// leases are in Redis (default 10).
 	MaxConnectionsPerIP int
+	// MaxTopics caps the distinct topic patterns, and the distinct types, of one SSE or history
+	// request and of one WebSocket connection (default 64).
+	MaxTopics int
 	// TrustedProxies are CIDRs whose X-Forwarded-For / X-Real-IP are believed (default none).
 	TrustedProxies []string
 	// Auth verifies bearer tokens on the API routes; nil disables authentication (only
@@ -73,6 +76,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxConnectionsPerIP <= 0 {
 		c.MaxConnectionsPerIP = 10
+	}
+	if c.MaxTopics <= 0 {
+		c.MaxTopics = 64
 	}
 	if c.IdempotencyTTL <= 0 {
 		c.IdempotencyTTL = 24 * time.Hour

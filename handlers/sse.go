@@ -98,7 +98,7 @@ func (s *Server) stream(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	filter, err := streams.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	filter, err := s.queryFilter(c)
 	if err == nil {
 		filter, err = grantFilter(filter, principalOf(c))
 	}

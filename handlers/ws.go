@@ -74,7 +74,7 @@ func (s *Server) websocket(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	asked, err := streams.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	asked, err := s.queryFilter(c)
 	principal := principalOf(c)
 	var filter streams.Filter
 	if err == nil {
@@ -137,12 +137,13 @@ type wsSubscribed struct {
 	Type   string   `json:"type"`
 	Topics []string `json:"topics"`
 	Types  []string `json:"types"`
-	// Position, in the frame sent on connect, is where delivery starts: a client that drops before
-	// its first event reconnects with since=<position> and misses nothing.
+	// Position is where delivery starts: a client that drops before its first event reconnects
+	// with since=<position> and misses nothing.
 	Position string `json:"position,omitempty"`
 }
 
-// subscribedFrame describes filter f (and, on connect, the starting position).
+// subscribedFrame is the connect frame: the whole filter and the starting position. Replies to
+// actions carry only what changed (wsChanged).
 func subscribedFrame(f streams.Filter, position string) wsSubscribed {
 	types := f.Types
 	if types == nil {
@@ -169,12 +170,13 @@ func (w *wsConn) handle(msg []byte) bool {
 		if err == nil {
 			f, err = grantFilter(asked, w.principal)
 		}
-		if err != nil {
-			return w.sendJSON(wsError{Type: "error", Code: codeOf(err), Message: err.Error()})
+		if err != nil { // the subscription stays as it was
+			return w.sendJSON(wsError{Type: "error", Code: wsCodeOf(err), Message: err.Error()})
 		}
+		reply := w.changed(w.asked, asked)
 		w.asked = asked
 		w.sub.Change(f, since)
-		return w.sendJSON(subscribedFrame(f, ""))
+		return w.sendJSON(reply)
 	default:
 		return w.sendJSON(wsError{Type: "error", Code: "bad_request", Message: fmt.Sprintf("unknown action %q (want subscribe, unsubscribe or ping)", a.Action)})
 	}
@@ -222,7 +224,7 @@ func (w *wsConn) nextFilter(a wsAction) (streams.Filter, *streams.ID, error) {
 		}
 		topics = kept
 	}
-	f, err := streams.NewFilter(topics, types)
+	f, err := streams.NewFilterMax(topics, types, w.s.cfg.MaxTopics)
 	if err != nil {
 		return streams.Filter{}, nil, err
 	}

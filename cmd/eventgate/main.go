@@ -91,6 +91,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		AllowedOrigins:      cfg.AllowedOrigins,
 		MaxConnections:      cfg.MaxConns,
 		MaxConnectionsPerIP: cfg.MaxConnsPerIP,
+		MaxTopics:           cfg.MaxTopics,
 		ExternalMetrics:     cfg.MetricsAddr != "",
 		Auth:                verifier,
 	}, handlers.Deps{ConnectLimiter: connectLimiter, PublishLimiter: publishLimiter, Metrics: metrics, Hub: hub, Log: backend.log, Receipts: backend.receipts, Jobs: backend.jobs, Leases: backend.leases, Store: backend.log, Logger: logger,
