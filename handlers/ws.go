@@ -101,7 +101,7 @@ func (s *Server) websocket(c *gin.Context) {
 		return
 	}
 	w.sub = sub
-	conn, err := s.upgrader().Upgrade(c.Writer, c.Request, nil)
+	conn, err := s.upgrader().Upgrade(progressHijacker{c.Writer}, c.Request, nil)
 	if err != nil {
 		sub.Close() // Upgrade has already answered the client
 		return
