@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -127,6 +128,8 @@ type Server struct {
 	// connectRate and publishRate are the rate-limited routes (handlers/ratelimit.go).
 	connectRate, publishRate *rateRoute
 	engine                   *gin.Engine
+	// trusted is TrustedProxies parsed: whose X-Forwarded-Proto the origin check believes.
+	trusted []netip.Prefix
 
 	ws wsConns // open WebSocket connections, for Drain
 	// draining is closed when the server starts draining (startDrain).
@@ -157,6 +160,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
+	trusted, err := parseTrusted(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	s.trusted = trusted
 	e.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
 	e.HandleMethodNotAllowed = true
 	e.Use(s.metrics.observeHTTP, s.recover)
