@@ -80,7 +80,7 @@ func bigNotes(t *testing.T, log *store.Memory, n, size int) []streams.ID {
 	return ids
 }
 
-const noteTitle = `{"note_id":"` + jobID + `","title":"%d` + "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + `"}`
+var noteTitle = `{"note_id":"` + jobID + `","title":"%d` + strings.Repeat("x", 480) + `"}` // about 650 bytes an event
 
 // TestSlowSteadyReaderStays: a client that reads slowly but steadily through a catch-up far
 // larger than the kernel's buffers, lasting many write timeouts, is not cut: the write timeout
