@@ -80,28 +80,78 @@ type Filter struct {
 	Nothing bool
 }
 
-// NewFilter parses topic patterns and checks types against the catalogue. "*" among the topics
-// makes the topic list match everything.
-func NewFilter(topics, types []string) (Filter, error) {
+// Sentinels for a filter over its size limit (NewFilterMax). Both wrap ErrInvalidFilter, so they
+// map to 400 invalid_filter where no finer code is wanted.
+var (
+	ErrTooManyTopics = fmt.Errorf("%w: too many topic patterns", ErrInvalidFilter)
+	ErrTooManyTypes  = fmt.Errorf("%w: too many event types", ErrInvalidFilter)
+)
+
+// NewFilter parses topic patterns and checks types against the catalogue, without a size limit
+// (NewFilterMax). "*" among the topics makes the topic list match everything.
+func NewFilter(topics, types []string) (Filter, error) { return NewFilterMax(topics, types, 0) }
+
+// NewFilterMax is NewFilter with at most max distinct topic patterns and at most max distinct
+// types (max <= 0: no limit); beyond, it fails with ErrTooManyTopics or ErrTooManyTypes. Duplicates
+// are dropped, first occurrence kept, in time linear in the input, and parsing stops at the limit,
+// so a huge list costs little before it is refused.
+func NewFilterMax(topics, types []string, max int) (Filter, error) {
 	var f Filter
-	for _, t := range topics {
+	err := distinct(topics, func(t string) error {
 		p, err := ParsePattern(t)
 		if err != nil {
-			return Filter{}, err
+			return err
 		}
-		if !slices.Contains(f.Topics, p) {
-			f.Topics = append(f.Topics, p)
+		if max > 0 && len(f.Topics) == max {
+			return fmt.Errorf("%w: at most %d per subscription", ErrTooManyTopics, max)
 		}
+		f.Topics = append(f.Topics, p)
+		return nil
+	})
+	if err != nil {
+		return Filter{}, err
 	}
-	for _, t := range types {
+	err = distinct(types, func(t string) error {
 		if !KnownType(t) {
-			return Filter{}, fmt.Errorf("%w: unknown event type %q", ErrInvalidFilter, t)
+			return fmt.Errorf("%w: unknown event type %q", ErrInvalidFilter, t)
 		}
-		if !slices.Contains(f.Types, t) {
-			f.Types = append(f.Types, t)
+		if max > 0 && len(f.Types) == max {
+			return fmt.Errorf("%w: at most %d per subscription", ErrTooManyTypes, max)
 		}
+		f.Types = append(f.Types, t)
+		return nil
+	})
+	if err != nil {
+		return Filter{}, err
 	}
 	return f, nil
+}
+
+// distinct calls add once per distinct string of in, in order of first occurrence, and stops at
+// its first error. Linear: a few strings (the usual case) are checked by scanning, more through a
+// set, so a long list with repeats does not cost its square.
+func distinct(in []string, add func(string) error) error {
+	const scan = 8
+	var seen map[string]struct{}
+	if len(in) > scan {
+		seen = make(map[string]struct{}, min(len(in), 1024))
+	}
+	for i, s := range in {
+		if seen == nil {
+			if slices.Contains(in[:i], s) {
+				continue
+			}
+		} else {
+			if _, dup := seen[s]; dup {
+				continue
+			}
+			seen[s] = struct{}{}
+		}
+		if err := add(s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Match reports whether e passes the filter. Control events always pass.

@@ -49,7 +49,7 @@ func (s *Server) history(c *gin.Context) {
 		}
 		limit = n
 	}
-	filter, err := event.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	filter, err := s.queryFilter(c)
 	if err == nil {
 		filter, err = grantFilter(filter, principalOf(c)) // a page never shows an ungranted topic
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,9 @@ type Config struct {
 	// MaxConnectionsPerIP caps streaming connections per client IP, across instances when the
 	// leases are in Redis (default 10).
 	MaxConnectionsPerIP int
+	// MaxTopics caps the distinct topic patterns, and the distinct types, of one SSE or history
+	// request and of one WebSocket connection (default 64).
+	MaxTopics int
 	// TrustedProxies are CIDRs whose X-Forwarded-For / X-Real-IP are believed (default none).
 	TrustedProxies []string
 	// Auth verifies bearer tokens on the API routes; nil disables authentication (only
@@ -89,6 +93,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxConnectionsPerIP <= 0 {
 		c.MaxConnectionsPerIP = 10
+	}
+	if c.MaxTopics <= 0 {
+		c.MaxTopics = 64
 	}
 	if c.IdempotencyTTL <= 0 {
 		c.IdempotencyTTL = 24 * time.Hour
@@ -139,6 +146,8 @@ type Server struct {
 	// connectRate and publishRate are the rate-limited routes (handlers/ratelimit.go).
 	connectRate, publishRate *rateRoute
 	engine                   *gin.Engine
+	// trusted is TrustedProxies parsed: whose X-Forwarded-Proto the origin check believes.
+	trusted []netip.Prefix
 
 	ws wsConns // open WebSocket connections, for Drain
 	// draining is closed when the server starts draining (startDrain).
@@ -170,6 +179,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
+	trusted, err := parseTrusted(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	s.trusted = trusted
 	e.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
 	e.HandleMethodNotAllowed = true
 	// gin answers a trailing-slash variant with a redirect before any middleware runs, so the

@@ -100,7 +100,7 @@ func (s *Server) stream(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	filter, err := event.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	filter, err := s.queryFilter(c)
 	if err == nil {
 		filter, err = grantFilter(filter, principalOf(c))
 	}

@@ -14,7 +14,8 @@ import (
 // sseSink is where one stream's bytes go. Owned by the stream's writer goroutine, except gone,
 // which any goroutine may wait on.
 type sseSink interface {
-	// write sends b (whole frames) to the client within timeout.
+	// write sends b (whole frames) to the client; it fails when the client accepts nothing for
+	// timeout, however long a client that keeps reading takes (progress.go).
 	write(b []byte, timeout time.Duration) error
 	// gone is closed when the client has disconnected.
 	gone() <-chan struct{}
@@ -47,6 +48,8 @@ func hijack(c *gin.Context, first []byte) (*hijackedSink, bool) {
 	if err != nil {
 		return nil, false
 	}
+	limitUnsent(conn)
+	pc := &progressConn{Conn: conn}
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	h := c.Writer.Header().Clone()
@@ -55,7 +58,7 @@ func hijack(c *gin.Context, first []byte) (*hijackedSink, bool) {
 	_ = h.Write(&head)
 	head.WriteString("\r\n")
 	head.Write(first)
-	s := &hijackedSink{conn: conn, done: make(chan struct{})}
+	s := &hijackedSink{conn: pc, done: make(chan struct{})}
 	// A client sends nothing on a stream; a read returns only when it leaves (or sends garbage).
 	go func() {
 		var b [1]byte
@@ -74,7 +77,7 @@ func hijack(c *gin.Context, first []byte) (*hijackedSink, bool) {
 
 func (s *hijackedSink) write(b []byte, timeout time.Duration) error {
 	_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
-	_, err := s.conn.Write(b)
+	_, err := s.conn.Write(b) // a progressConn: the timeout bounds time without progress
 	return err
 }
 
@@ -96,12 +99,24 @@ func newWriterSink(c *gin.Context, first []byte) *writerSink {
 	return s
 }
 
+// writerChunk is what a client served through the ResponseWriter must take per write timeout.
+const writerChunk = 16 << 10
+
+// write sends b a chunk at a time, each flushed under a fresh deadline: a partial write is not
+// visible through a ResponseWriter, so a chunk is the unit of progress there.
 func (s *writerSink) write(b []byte, timeout time.Duration) error {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := s.w.Write(b); err != nil {
-		return err
+	for len(b) > 0 {
+		n := min(len(b), writerChunk)
+		_ = s.rc.SetWriteDeadline(time.Now().Add(timeout))
+		if _, err := s.w.Write(b[:n]); err != nil {
+			return err
+		}
+		if err := s.rc.Flush(); err != nil {
+			return err
+		}
+		b = b[n:]
 	}
-	return s.rc.Flush()
+	return nil
 }
 
 func (s *writerSink) gone() <-chan struct{} { return s.ctx.Done() }

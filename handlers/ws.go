@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -48,35 +45,16 @@ func (s *Server) upgrader() *websocket.Upgrader {
 	}
 }
 
-// checkOrigin allows requests without an Origin (non-browser clients), same-host origins, and the
-// configured origins. A foreign Origin with cookie auth would be cross-site WebSocket hijacking.
-func (s *Server) checkOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	for _, allowed := range s.cfg.AllowedOrigins {
-		if allowed == "*" || strings.EqualFold(allowed, origin) {
-			return true
-		}
-	}
-	return strings.EqualFold(u.Host, r.Host)
-}
-
-// websocket serves GET /api/v1/ws (docs/api.md#websocket). Every rejection happens before the
-// upgrade, as a JSON error; after it, the handler returns and the connection's reader and writer
-// own it (ws_conn.go).
+// websocket serves GET /api/v1/ws (SPEC §3). Every rejection happens before the upgrade, as a
+// JSON error; after it, the handler returns and the connection's reader and writer own it
+// (ws_conn.go).
 func (s *Server) websocket(c *gin.Context) {
 	start, err := resumeStart(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	asked, err := event.NewFilter(c.QueryArray("topic"), c.QueryArray("type"))
+	asked, err := s.queryFilter(c)
 	principal := principalOf(c)
 	var filter event.Filter
 	if err == nil {
@@ -103,7 +81,7 @@ func (s *Server) websocket(c *gin.Context) {
 		return
 	}
 	w.sub = sub
-	conn, err := s.upgrader().Upgrade(c.Writer, c.Request, nil)
+	conn, err := s.upgrader().Upgrade(progressHijacker{c.Writer}, c.Request, nil)
 	if err != nil {
 		sub.Close() // Upgrade has already answered the client
 		return
@@ -139,12 +117,13 @@ type wsSubscribed struct {
 	Type   string   `json:"type"`
 	Topics []string `json:"topics"`
 	Types  []string `json:"types"`
-	// Position, in the frame sent on connect, is where delivery starts: a client that drops before
-	// its first event reconnects with since=<position> and misses nothing.
+	// Position is where delivery starts: a client that drops before its first event reconnects
+	// with since=<position> and misses nothing.
 	Position string `json:"position,omitempty"`
 }
 
-// subscribedFrame describes filter f (and, on connect, the starting position).
+// subscribedFrame is the connect frame: the whole filter and the starting position. Replies to
+// actions carry only what changed (wsChanged).
 func subscribedFrame(f event.Filter, position string) wsSubscribed {
 	types := f.Types
 	if types == nil {
@@ -171,12 +150,13 @@ func (w *wsConn) handle(msg []byte) bool {
 		if err == nil {
 			f, err = grantFilter(asked, w.principal)
 		}
-		if err != nil {
-			return w.sendJSON(wsError{Type: "error", Code: codeOf(err), Message: err.Error()})
+		if err != nil { // the subscription stays as it was
+			return w.sendJSON(wsError{Type: "error", Code: wsCodeOf(err), Message: err.Error()})
 		}
+		reply := w.changed(w.asked, asked)
 		w.asked = asked
 		w.sub.Change(f, since)
-		return w.sendJSON(subscribedFrame(f, ""))
+		return w.sendJSON(reply)
 	default:
 		return w.sendJSON(wsError{Type: "error", Code: "bad_request", Message: fmt.Sprintf("unknown action %q (want subscribe, unsubscribe or ping)", a.Action)})
 	}
@@ -224,7 +204,7 @@ func (w *wsConn) nextFilter(a wsAction) (event.Filter, *event.ID, error) {
 		}
 		topics = kept
 	}
-	f, err := event.NewFilter(topics, types)
+	f, err := event.NewFilterMax(topics, types, w.s.cfg.MaxTopics)
 	if err != nil {
 		return event.Filter{}, nil, err
 	}

@@ -180,7 +180,8 @@ func (w *wsConn) deliver() bool {
 }
 
 // send writes one text frame with a write deadline. A client that accepts nothing for the write
-// timeout is closed with 1013 and resumes later with its last id.
+// timeout is closed with 1013 and resumes later with its last id; one that keeps reading is not,
+// however long a large frame takes it (progressConn).
 func (w *wsConn) send(frame []byte) bool {
 	_ = w.conn.SetWriteDeadline(time.Now().Add(w.s.cfg.WriteTimeout))
 	if err := w.conn.WriteMessage(websocket.TextMessage, frame); err != nil {

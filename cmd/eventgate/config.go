@@ -34,6 +34,7 @@ type config struct {
 	AllowedOrigins   []string
 	MaxConns         int
 	MaxConnsPerIP    int
+	MaxTopics        int
 	LeaseTTL         time.Duration
 	JobStateTTL      time.Duration
 	LogFormat        string
@@ -84,6 +85,7 @@ func (c *config) settings() []setting {
 		{"EVENTGATE_SUBSCRIBER_BUFFER", "64", "live events buffered per subscriber before it reads from the log", intRange(&c.SubscriberBuffer, 1, 65536)},
 		{"EVENTGATE_MAX_CONNECTIONS", "1000", "streaming connections per instance (503 beyond)", intRange(&c.MaxConns, 1, 1<<24)},
 		{"EVENTGATE_MAX_CONNECTIONS_PER_IP", "10", "streaming connections per client IP, across instances with Redis (429 beyond)", intRange(&c.MaxConnsPerIP, 1, 1<<24)},
+		{"EVENTGATE_MAX_TOPICS", "64", "distinct topic patterns (and types) per SSE or history request and per WebSocket connection", intRange(&c.MaxTopics, 1, 10000)},
 		{"EVENTGATE_CONN_LEASE_TTL", "30s", "how long a dead instance's per-IP connection count lingers (Redis)", duration(&c.LeaseTTL, time.Second)},
 		{"EVENTGATE_JOB_STATE_TTL", "168h", "how long a job's folded state is kept after its last event", duration(&c.JobStateTTL, time.Second)},
 		{"EVENTGATE_ALLOWED_ORIGINS", "", "comma-separated origins allowed on /api/v1/ws and state-changing routes besides the same host; * for any", list(&c.AllowedOrigins)},

@@ -77,6 +77,7 @@ func handlerConfig(cfg config, verifier *auth.Verifier) handlers.Config {
 		AllowedOrigins:      cfg.AllowedOrigins,
 		MaxConnections:      cfg.MaxConns,
 		MaxConnectionsPerIP: cfg.MaxConnsPerIP,
+		MaxTopics:           cfg.MaxTopics,
 		ExternalMetrics:     cfg.MetricsAddr != "",
 		Auth:                verifier,
 	}
