@@ -163,7 +163,7 @@ func (w *wsConn) deliver() bool {
 	events, err := w.sub.Next(context.Background(), (*ep)[:0])
 	*ep = events
 	for _, e := range events {
-		if !w.pingIfDue() || !w.send(e.JSON) { // a long page does not hold the ping back
+		if !w.pingIfDue() || !w.send(wsFrame(e)) { // a long page does not hold the ping back
 			return false
 		}
 	}
@@ -177,6 +177,19 @@ func (w *wsConn) deliver() bool {
 		}
 	}
 	return true
+}
+
+// wsFrame is the frame carrying e: its JSON, and for a resync also the position delivery continues
+// from (SSE sends it as the id: line), so a client that drops right after resumes from there.
+func wsFrame(e *event.Event) []byte {
+	if !e.Control || e.Type != streams.TypeResync || len(e.JSON) < 2 {
+		return e.JSON
+	}
+	b := make([]byte, 0, len(e.JSON)+48)
+	b = append(b, e.JSON[:len(e.JSON)-1]...)
+	b = append(b, `,"position":"`...)
+	b = e.ID.AppendTo(b)
+	return append(b, `"}`...)
 }
 
 // send writes one text frame with a write deadline. A client that accepts nothing for the write

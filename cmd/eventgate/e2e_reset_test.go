@@ -59,11 +59,19 @@ func TestE2ERedisRestartedEmpty(t *testing.T) {
 	t.Run("websocket", func(t *testing.T) {
 		t.Parallel()
 		ws := dialWS(t, srv, "?since="+a)
-		if m := readFrame(t, ws); m["type"] != "resync" || m["reason"] != "position_unknown" || m["requested"] != a {
+		m := readFrame(t, ws)
+		if m["type"] != "resync" || m["reason"] != "position_unknown" || m["requested"] != a {
 			t.Fatalf("first frame %v, want a position_unknown resync for %s", m, a)
 		}
 		if m := readFrame(t, ws); m["id"] != c {
 			t.Fatalf("after the resync got %v, want %s", m, c)
+		}
+		// The resync frame says where delivery continues: resuming there loses nothing and
+		// needs no second resync.
+		pos, _ := m["position"].(string)
+		again := dialWS(t, srv, "?since="+pos)
+		if m := readFrame(t, again); m["id"] != c {
+			t.Fatalf("resuming at the resync's position %q got %v, want %s", pos, m, c)
 		}
 	})
 	t.Run("history", func(t *testing.T) {
