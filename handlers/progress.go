@@ -9,19 +9,8 @@ import (
 	"time"
 )
 
-// The write timeout (EVENTGATE_WRITE_TIMEOUT) judges a client's progress — bytes it accepted —
-// not whether one large write completed: a client that keeps reading through a long catch-up is
-// never cut, one that reads nothing for the timeout is. Two things make progress visible:
-//
-//   - progressConn continues a write that its deadline cut short after some bytes were accepted,
-//     under a fresh deadline of the same length: a deadline bounds time without progress, not
-//     the time a batch of events or a large message takes.
-//   - The socket keeps at most unsentLowWater bytes not yet sent (limitUnsent). Without that, the
-//     kernel grows a stream's send buffer to megabytes and wakes a blocked writer only once a
-//     third of it has drained: a client reading 50 KB/s steadily looked idle for tens of seconds.
-//
-// So a client that reads nothing is cut after one to two timeouts, and one that keeps reading at
-// least about unsentLowWater/2 bytes per timeout never is.
+// unsentLowWater caps the bytes a stream socket holds unsent, so the write timeout judges a
+// client's progress rather than the kernel's buffering (docs/architecture.md#slow-clients).
 const unsentLowWater = 16 << 10
 
 // progressConn is a stream connection whose writes fail only when no byte is accepted for the
