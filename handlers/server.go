@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/eventgate/eventgate/auth"
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/jobs"
 	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/streams"
@@ -118,6 +119,9 @@ type Deps struct {
 	Metrics *Metrics
 	// Webhooks is the webhook management service (SPEC §5); nil leaves its routes out.
 	Webhooks *webhooks.Service
+	// Catalogue returns the catalogue GET /api/v1/catalogue lists (nil: event.Current, the
+	// installed one, which a reload replaces).
+	Catalogue func() *event.Catalogue
 }
 
 // Server serves eventgate's HTTP API. Its methods are safe for concurrent use.
@@ -197,6 +201,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	api.GET("/jobs/:id", subscribe, s.job)
 	api.GET("/queue", subscribe, s.queue)
 	s.webhookRoutes(api)
+	s.catalogueRoutes(api, deps.Catalogue)
 	s.engine = e
 	return s, nil
 }
