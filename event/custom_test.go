@@ -161,3 +161,32 @@ func BenchmarkParseDraftCustom(b *testing.B) {
 		}
 	}
 }
+
+// TestRestoreFilter: a stored filter keeps working when one of its types is no longer in the
+// installed catalogue; its topics are still checked.
+func TestRestoreFilter(t *testing.T) {
+	t.Parallel()
+	if _, err := event.NewFilter(nil, []string{"order.gone"}); err == nil {
+		t.Fatal("NewFilter accepted a type outside the catalogue")
+	}
+	f, err := event.RestoreFilter([]string{"orders/*"}, []string{"order.gone", "job.queued"})
+	if err != nil {
+		t.Fatalf("RestoreFilter: %v", err)
+	}
+	for _, tt := range []struct {
+		typ, topic string
+		want       bool
+	}{
+		{"order.gone", "orders/1", true},
+		{"job.queued", "orders/1", true},
+		{"order.shipped", "orders/1", false},
+		{"order.gone", "jobs/1", false},
+	} {
+		if got := f.Match(&event.Event{Type: tt.typ, Topic: tt.topic}); got != tt.want {
+			t.Errorf("Match(%s %s) = %v, want %v", tt.typ, tt.topic, got, tt.want)
+		}
+	}
+	if _, err := event.RestoreFilter([]string{"Bad/*"}, nil); err == nil {
+		t.Fatal("RestoreFilter accepted a bad topic pattern")
+	}
+}

@@ -80,9 +80,16 @@ type Filter struct {
 	Nothing bool
 }
 
-// NewFilter parses topic patterns and checks types against the catalogue. "*" among the topics
-// makes the topic list match everything.
-func NewFilter(topics, types []string) (Filter, error) {
+// NewFilter parses topic patterns and checks types against the installed catalogue (Current).
+// "*" among the topics makes the topic list match everything.
+func NewFilter(topics, types []string) (Filter, error) { return newFilter(topics, types, true) }
+
+// RestoreFilter rebuilds a filter that NewFilter accepted before and that was stored (a webhook
+// endpoint's): the types are not checked again, so a type that a catalogue reload removed
+// matches nothing rather than making the whole filter, and its other types, unusable.
+func RestoreFilter(topics, types []string) (Filter, error) { return newFilter(topics, types, false) }
+
+func newFilter(topics, types []string, checkTypes bool) (Filter, error) {
 	var f Filter
 	for _, t := range topics {
 		p, err := ParsePattern(t)
@@ -94,7 +101,7 @@ func NewFilter(topics, types []string) (Filter, error) {
 		}
 	}
 	for _, t := range types {
-		if !KnownType(t) {
+		if checkTypes && !KnownType(t) {
 			return Filter{}, fmt.Errorf("%w: unknown event type %q", ErrInvalidFilter, t)
 		}
 		if !slices.Contains(f.Types, t) {

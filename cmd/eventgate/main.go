@@ -75,6 +75,11 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	defer stop()
 
 	metrics := handlers.NewMetrics()
+	stopCatalogue, ok := startCatalogue(cfg.Catalogue, logger, metrics, stderr)
+	if !ok {
+		return 2
+	}
+	defer stopCatalogue()
 	backend, closeBackend, err := openStore(cfg, logger, metrics.InvalidEntry)
 	if err != nil {
 		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_REDIS_URL: %v\n", err)
