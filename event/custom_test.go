@@ -139,26 +139,34 @@ func TestBuiltinSchemas(t *testing.T) {
 }
 
 // Benchmarks of validating one event: a built-in type against a custom type of the example
-// catalogue with about as many fields, each sanitizing one free-text field. The issue asks for
-// the custom one to stay within 2x of the built-in one.
+// catalogue with as many fields, with a free-text field to sanitize (message, note) and without
+// (job.queued; order.shipped with its two required fields). The issue asks for the custom one to
+// stay within 2x of the built-in one.
 func BenchmarkParseDraftBuiltin(b *testing.B) {
-	raw := []byte(catEv("job.progress", `{"job_id":"`+catTestJob+`","percent":40,"message":"row 3 of 9 at /srv/app/x.py:12"}`))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := event.ParseDraft(raw); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchParse(b, event.Builtin(), map[string]string{
+		"sanitized": catEv("job.progress", `{"job_id":"`+catTestJob+`","percent":40,"message":"row 3 of 9 at /srv/app/x.py:12"}`),
+		"plain":     catEv("job.queued", `{"job_id":"`+catTestJob+`","job_type":"export"}`),
+	})
 }
 
 func BenchmarkParseDraftCustom(b *testing.B) {
-	c := exampleTypes(b)
-	raw := []byte(shipped(`{"order_id":"` + orderID + `","carrier":"ups","note":"row 3 of 9 at /srv/app/x.py:12"}`))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.ParseDraft(raw); err != nil {
-			b.Fatal(err)
-		}
+	benchParse(b, exampleTypes(b), map[string]string{
+		"sanitized": shipped(`{"order_id":"` + orderID + `","carrier":"ups","note":"row 3 of 9 at /srv/app/x.py:12"}`),
+		"plain":     shipped(`{"order_id":"` + orderID + `","carrier":"ups"}`),
+	})
+}
+
+func benchParse(b *testing.B, c *event.Catalogue, cases map[string]string) {
+	for _, name := range []string{"sanitized", "plain"} {
+		raw := []byte(cases[name])
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.ParseDraft(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

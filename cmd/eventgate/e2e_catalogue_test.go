@@ -2,8 +2,8 @@ package main
 
 // End-to-end tests of operator-defined event types (EVENTGATE_CATALOGUE) with the real binary and
 // the repository's example catalogue: custom events are validated on publish and on read (direct
-// XADD), carried by SSE, WebSocket, history, webhooks and the CLI unchanged, listed by
-// GET /api/v1/catalogue, and a SIGHUP reload adds a type while a stream stays connected.
+// XADD), carried unchanged by SSE, WebSocket, history, webhooks and the CLI (publish, tail),
+// listed by GET /api/v1/catalogue, and a SIGHUP reload adds a type while a stream stays connected.
 
 import (
 	"encoding/json"
@@ -105,6 +105,9 @@ func TestE2ECatalogue(t *testing.T) {
 	if e := decodeEnvelope(t, string(history(t, s.URL(), "after=0&type=payment.declined").Events[0])); e.Topic != "payments/acme/"+payment {
 		t.Fatalf("payment.declined topic %q, want payments/acme/%s", e.Topic, payment)
 	}
+	tail := startTailCLI(t, map[string]string{"EVENTGATE_URL": s.URL()}, "--since", "0", "--type", "order.shipped")
+	requireIDs(t, "eventgate tail --type order.shipped", lineIDs(t, tail.next(t, 3, frameTimeout)), want)
+	tail.stop(t)
 	receiver.waitDelivered(t, want, hookWait)
 	for _, q := range receiver.requests() {
 		if i := slices.Index(want, q.id); i < 0 || !strings.Contains(string(q.body), `"data":`+wantData[i]) {
