@@ -2,6 +2,7 @@ package event_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -225,4 +226,35 @@ func FuzzParseDraftCustom(f *testing.F) {
 			t.Fatalf("round trip of %s: %+v, %v", d.Payload(), again, err)
 		}
 	})
+}
+
+// TestCustomParseConcurrent: one catalogue validates from many goroutines at once (the publish
+// handler, the log reader and every catching-up subscription share it); run with -race.
+func TestCustomParseConcurrent(t *testing.T) {
+	t.Parallel()
+	c := exampleTypes(t)
+	good := []byte(shipped(`{"order_id":"` + orderID + `","carrier":"ups","note":"a\nb","items":[{"sku":"A","quantity":1}]}`))
+	bad := []byte(shipped(`{"order_id":"` + orderID + `","carrier":"ups","items":[{"sku":"a","quantity":1}]}`))
+	want, _ := c.ParseDraft(good)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 200 {
+				if d, err := c.ParseDraft(good); err != nil || string(d.Data) != string(want.Data) {
+					errs <- fmt.Errorf("good event: %s, %v", d.Data, err)
+					return
+				}
+				if _, err := c.ParseDraft(bad); err == nil || !strings.Contains(err.Error(), "data.items[0].sku") {
+					errs <- fmt.Errorf("bad event: %v", err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

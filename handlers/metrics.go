@@ -28,16 +28,17 @@ type Metrics struct {
 
 	transports map[string]*transportMetrics
 	published  map[string]prometheus.Counter // by catalogue type
+	dispatched prometheus.Counter
+	catchups   prometheus.Counter
+	resyncs    *prometheus.CounterVec
+	rejections *prometheus.CounterVec
+	limiterErr *prometheus.CounterVec
+	invalid    prometheus.Counter
+	storeErrs  *prometheus.CounterVec
+	httpDur    *prometheus.HistogramVec
+
 	// publishedByType counts the types added by a catalogue reload (metrics_catalogue.go).
 	publishedByType *prometheus.CounterVec
-	dispatched      prometheus.Counter
-	catchups        prometheus.Counter
-	resyncs         *prometheus.CounterVec
-	rejections      *prometheus.CounterVec
-	limiterErr      *prometheus.CounterVec
-	invalid         prometheus.Counter
-	storeErrs       *prometheus.CounterVec
-	httpDur         *prometheus.HistogramVec
 
 	invalidMu   sync.Mutex
 	invalidLast event.ID // highest invalid entry counted; see InvalidEntry
@@ -135,19 +136,19 @@ func NewMetrics() *Metrics {
 	published := counter("events_published_total", "Events appended to the log through POST /api/v1/events on this instance, by type.", "type")
 
 	m := &Metrics{
-		reg:             reg,
-		transports:      make(map[string]*transportMetrics, 2),
-		published:       make(map[string]prometheus.Counter),
-		publishedByType: published,
-		dispatched:      single("events_dispatched_total", "Events this instance's log reader read and fanned out to its subscriptions (from any producer)."),
-		catchups:        single("catchups_total", "Times a subscription's live buffer filled and it continued from the log at its own pace."),
-		resyncs:         counter("resyncs_total", "Resync control events sent because the log could not vouch for a position, by reason.", "reason"),
-		rejections:      counter("rejections_total", "Streaming or publish requests refused by a connection cap, rate limit, drain or unreadable log, by route template and reason.", "route", "reason"),
-		limiterErr:      counter("limiter_errors_total", "Rate-limiter store failures, by route template.", "route"),
-		invalid:         single("invalid_entries_total", "Invalid producer entries (direct XADD) skipped in the log, counted once each by this instance."),
-		storeErrs:       counter("store_errors_total", "Store failures, by source: request (a 503 answer), reader (the log reader), catchup (a subscription's log read), leases (the per-IP lease store).", "source"),
-		httpDur:         httpDur,
+		reg:        reg,
+		transports: make(map[string]*transportMetrics, 2),
+		published:  make(map[string]prometheus.Counter),
+		dispatched: single("events_dispatched_total", "Events this instance's log reader read and fanned out to its subscriptions (from any producer)."),
+		catchups:   single("catchups_total", "Times a subscription's live buffer filled and it continued from the log at its own pace."),
+		resyncs:    counter("resyncs_total", "Resync control events sent because the log could not vouch for a position, by reason.", "reason"),
+		rejections: counter("rejections_total", "Streaming or publish requests refused by a connection cap, rate limit, drain or unreadable log, by route template and reason.", "route", "reason"),
+		limiterErr: counter("limiter_errors_total", "Rate-limiter store failures, by route template.", "route"),
+		invalid:    single("invalid_entries_total", "Invalid producer entries (direct XADD) skipped in the log, counted once each by this instance."),
+		storeErrs:  counter("store_errors_total", "Store failures, by source: request (a 503 answer), reader (the log reader), catchup (a subscription's log read), leases (the per-IP lease store).", "source"),
+		httpDur:    httpDur,
 	}
+	m.publishedByType = published
 	for _, t := range []string{transportSSE, transportWS} {
 		tm := &transportMetrics{
 			active: active.WithLabelValues(t), opened: opened.WithLabelValues(t),
