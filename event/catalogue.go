@@ -145,33 +145,36 @@ var catTypes = func() []string {
 	return ts
 }()
 
-// KnownType reports whether t is a type of the event catalogue.
-func KnownType(t string) bool {
-	_, ok := catSpecs[t]
-	return ok
-}
+// KnownType reports whether t is a type of the installed catalogue (Current).
+func KnownType(t string) bool { return Current().KnownType(t) }
 
-// Types returns the catalogue's event types, sorted. The caller owns the returned slice.
-func Types() []string { return slices.Clone(catTypes) }
+// Types returns the installed catalogue's event types, built-in and custom, sorted. The caller
+// owns the returned slice.
+func Types() []string { return Current().Types() }
 
-// ParseDraft strictly decodes and validates one event {"type":...,"data":{...}}
-// (docs/api.md#catalogue): the type must be in the catalogue; data must hold exactly the type's
-// fields with the right JSON types (unknown, duplicate, missing or null required fields are errors;
-// an optional message that is null counts as absent); nothing may follow the object. UUIDs are
-// normalized to lowercase, and message and error are sanitized (SanitizeMessage, SanitizeError).
-// The returned Draft's Topic is derived from the data and its Data is canonical JSON: fields in the
-// catalogue's order, no insignificant space, HTML characters (<, >, &) not escaped.
+// ParseDraft strictly decodes and validates one event {"type":...,"data":{...}} (docs/api.md#catalogue) with
+// the installed catalogue (Current): the type must be in the catalogue; data must hold exactly
+// the type's fields with the right JSON types (unknown, duplicate, missing or null required
+// fields are errors; an optional message that is null counts as absent); nothing may follow the
+// object. UUIDs are normalized to lowercase, and message and error are sanitized
+// (SanitizeMessage, SanitizeError). The returned Draft's Topic is derived from the data and its
+// Data is canonical JSON: fields in the catalogue's order, no insignificant space, HTML
+// characters (<, >, &) not escaped. Custom types are validated by their JSON Schema (see
+// LoadCatalogue); their canonical Data has its object keys sorted.
 //
 // Every error is a *ValidationError with Index -1.
-func ParseDraft(raw []byte) (Draft, error) {
-	d, verr := catParse(raw)
+func ParseDraft(raw []byte) (Draft, error) { return Current().ParseDraft(raw) }
+
+// ParseDraft is the package-level ParseDraft for this catalogue.
+func (c *Catalogue) ParseDraft(raw []byte) (Draft, error) {
+	d, verr := c.parse(raw)
 	if verr != nil {
 		return Draft{}, verr
 	}
 	return d, nil
 }
 
-func catParse(raw []byte) (Draft, *ValidationError) {
+func (c *Catalogue) parse(raw []byte) (Draft, *ValidationError) {
 	members, verr := catObject(raw, "")
 	if verr != nil {
 		return Draft{}, verr
@@ -199,8 +202,14 @@ func catParse(raw []byte) (Draft, *ValidationError) {
 	}
 	spec, ok := catSpecs[typ]
 	if !ok {
-		return Draft{}, catInvalid("type", "unknown event type %s (want one of %s)",
-			catQuote(typ), strings.Join(catTypes, ", "))
+		ct := c.custom[typ]
+		if ct == nil {
+			return Draft{}, catInvalid("type", "unknown event type %s (want one of %s)", catQuote(typ), c.want)
+		}
+		if dataRaw == nil {
+			return Draft{}, catInvalid("data", "is required")
+		}
+		return ct.parse(dataRaw)
 	}
 	if dataRaw == nil {
 		return Draft{}, catInvalid("data", "is required")
@@ -314,64 +323,6 @@ func (w *catWriter) value(k catKind, name string, val json.RawMessage) (string, 
 	_ = w.enc.Encode(s) // a string always encodes
 	w.buf.Truncate(w.buf.Len() - 1)
 	return s, nil
-}
-
-// ParseBatch decodes a publish body (docs/api.md#publishing): one event object, or a JSON array of
-// 1 to MaxBatch events; JSON whitespace may surround it. Each event is validated as by ParseDraft.
-// A body that is empty, not an object or array, an empty array or an array of more than MaxBatch
-// elements yields a *ValidationError with Field "body" and Index -1; an error inside array element
-// i carries Index i. A single-object body reports its errors with Index -1. On error no drafts are
-// returned.
-func ParseBatch(body []byte) ([]Draft, error) {
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return nil, catInvalid("body", "is empty (want an event object or an array of 1 to %d events)", MaxBatch)
-	}
-	switch trimmed[0] {
-	case '{':
-		d, verr := catParse(body)
-		if verr != nil {
-			return nil, verr
-		}
-		return []Draft{d}, nil
-	case '[':
-	default:
-		return nil, catInvalid("body", "must be an event object or an array of 1 to %d events", MaxBatch)
-	}
-
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if _, err := dec.Token(); err != nil { // '['
-		return nil, catMalformed("body", err)
-	}
-	var drafts []Draft
-	for dec.More() {
-		i := len(drafts)
-		if i == MaxBatch {
-			return nil, catInvalid("body", "has too many events (at most %d per request)", MaxBatch)
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			verr := catMalformed("", err)
-			verr.Index = i
-			return nil, verr
-		}
-		d, verr := catParse(raw)
-		if verr != nil {
-			verr.Index = i
-			return nil, verr
-		}
-		drafts = append(drafts, d)
-	}
-	if _, err := dec.Token(); err != nil { // ']'
-		return nil, catMalformed("body", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, catInvalid("body", "has unexpected data after the array")
-	}
-	if len(drafts) == 0 {
-		return nil, catInvalid("body", "must contain at least one event")
-	}
-	return drafts, nil
 }
 
 type catMember struct {

@@ -66,12 +66,7 @@ func NewEvent(id ID, d Draft) *Event {
 	return &Event{ID: id, Type: d.Type, Topic: d.Topic, Data: d.Data, JSON: b}
 }
 
-// DecodeEntry validates a stored payload (ours or a producer's direct XADD) and builds its event.
-// Invalid payloads return an error wrapping ErrInvalidEvent; stores skip and count them.
-func DecodeEntry(id ID, payload []byte) (*Event, error) {
-	d, err := ParseDraft(payload)
-	if err != nil {
-		return nil, err
-	}
-	return NewEvent(id, d), nil
-}
+// DecodeEntry validates a stored payload (ours or a producer's direct XADD) with the installed
+// catalogue (Current) and builds its event. Invalid payloads return an error wrapping
+// ErrInvalidEvent; stores skip and count them.
+func DecodeEntry(id ID, payload []byte) (*Event, error) { return Current().DecodeEntry(id, payload) }

@@ -87,15 +87,24 @@ var (
 	ErrTooManyTypes  = fmt.Errorf("%w: too many event types", ErrInvalidFilter)
 )
 
-// NewFilter parses topic patterns and checks types against the catalogue, without a size limit
-// (NewFilterMax). "*" among the topics makes the topic list match everything.
-func NewFilter(topics, types []string) (Filter, error) { return NewFilterMax(topics, types, 0) }
+// NewFilter parses topic patterns and checks types against the installed catalogue (Current),
+// without a size limit (NewFilterMax). "*" among the topics makes the topic list match everything.
+func NewFilter(topics, types []string) (Filter, error) { return newFilter(topics, types, 0, true) }
 
 // NewFilterMax is NewFilter with at most max distinct topic patterns and at most max distinct
 // types (max <= 0: no limit); beyond, it fails with ErrTooManyTopics or ErrTooManyTypes. Duplicates
 // are dropped, first occurrence kept, in time linear in the input, and parsing stops at the limit,
 // so a huge list costs little before it is refused.
 func NewFilterMax(topics, types []string, max int) (Filter, error) {
+	return newFilter(topics, types, max, true)
+}
+
+// RestoreFilter rebuilds a filter that NewFilter accepted before and that was stored (a webhook
+// endpoint's): the types are not checked again, so a type that a catalogue reload removed
+// matches nothing rather than making the whole filter, and its other types, unusable.
+func RestoreFilter(topics, types []string) (Filter, error) { return newFilter(topics, types, 0, false) }
+
+func newFilter(topics, types []string, max int, checkTypes bool) (Filter, error) {
 	var f Filter
 	err := distinct(topics, func(t string) error {
 		p, err := ParsePattern(t)
@@ -112,7 +121,7 @@ func NewFilterMax(topics, types []string, max int) (Filter, error) {
 		return Filter{}, err
 	}
 	err = distinct(types, func(t string) error {
-		if !KnownType(t) {
+		if checkTypes && !KnownType(t) {
 			return fmt.Errorf("%w: unknown event type %q", ErrInvalidFilter, t)
 		}
 		if max > 0 && len(f.Types) == max {

@@ -68,6 +68,7 @@ const (
 
 // requireScope returns the middleware that authenticates the request and requires scope:
 // 401 with WWW-Authenticate: Bearer without a valid token, 403 when the token lacks the scope.
+// An empty scope only authenticates: any valid token passes.
 // It leaves the principal and its subject on the context. With auth disabled (Config.Auth nil) it
 // lets every request through. Other route groups (webhooks: auth.ScopeAdmin) use it the same way.
 func (s *Server) requireScope(scope string) gin.HandlerFunc {
@@ -91,7 +92,7 @@ func (s *Server) requireScope(scope string) gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		if !p.HasScope(scope) {
+		if scope != "" && !p.HasScope(scope) {
 			c.Header("WWW-Authenticate", `Bearer realm="eventgate", error="insufficient_scope", scope="`+scope+`"`)
 			s.reject(c, RejectForbidden)
 			s.log.Debug("request forbidden", "client_ip", c.ClientIP(), "subject", p.Subject, "url", redactedURL(c.Request.URL), "scope", scope)

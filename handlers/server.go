@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/eventgate/eventgate/auth"
+	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/jobs"
 	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/streams"
@@ -126,6 +127,9 @@ type Deps struct {
 	Metrics *telemetry.Metrics
 	// Webhooks is the webhook management service (docs/api.md#webhooks); nil leaves its routes out.
 	Webhooks *webhooks.Service
+	// Catalogue returns the catalogue GET /api/v1/catalogue lists (nil: event.Current, the
+	// installed one, which a reload replaces).
+	Catalogue func() *event.Catalogue
 }
 
 // Server serves eventgate's HTTP API. Its methods are safe for concurrent use.
@@ -214,6 +218,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	api.GET("/jobs/:id", subscribe, s.job)
 	api.GET("/queue", subscribe, s.queue)
 	s.webhookRoutes(api)
+	s.catalogueRoutes(api, deps.Catalogue)
 	s.engine = e
 	return s, nil
 }

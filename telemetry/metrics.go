@@ -30,7 +30,9 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	conns      map[Transport]*Connections
-	published  map[string]prometheus.Counter // by catalogue type
+	published  map[string]prometheus.Counter // by built-in type, resolved once
+	// publishedByType counts the types a catalogue file adds (CatalogueTypes).
+	publishedByType *prometheus.CounterVec
 	dispatched prometheus.Counter
 	catchups   prometheus.Counter
 	resyncs    *prometheus.CounterVec
@@ -105,6 +107,7 @@ func NewMetrics() *Metrics {
 		storeErrs:  counter("store_errors_total", "Store failures, by source: request (a 503 answer), reader (the log reader), catchup (a subscription's log read), leases (the per-IP lease store).", "source"),
 		httpDur:    httpDur,
 	}
+	m.publishedByType = published
 	for _, t := range []Transport{SSE, WebSocket} {
 		m.conns[t] = newConnections(string(t), active, opened, closed, delivered, latency, resumes)
 	}
@@ -141,13 +144,24 @@ func (m *Metrics) LimiterError(route string) { m.limiterErr.WithLabelValues(rout
 // StoreError counts a store failure met at source.
 func (m *Metrics) StoreError(source StoreSource) { m.storeErrs.WithLabelValues(string(source)).Inc() }
 
-// Published counts events appended through the publish route; types outside the catalogue are
-// not counted, so the type label stays bounded.
+// Published counts events appended through the publish route. Only validated events reach it,
+// so the type label holds catalogue types only: bounded.
 func (m *Metrics) Published(drafts []event.Draft) {
 	for _, d := range drafts {
 		if c, ok := m.published[d.Type]; ok {
 			c.Inc()
+		} else {
+			m.publishedByType.WithLabelValues(d.Type).Inc() // a type of the catalogue file
 		}
+	}
+}
+
+// CatalogueTypes starts the published-events series of types at zero, so that dashboards see
+// the types of a catalogue (at start-up and after each reload) before their first event. Safe for
+// concurrent use.
+func (m *Metrics) CatalogueTypes(types []string) {
+	for _, t := range types {
+		m.publishedByType.WithLabelValues(t)
 	}
 }
 

@@ -41,7 +41,7 @@ func newWorker(d *Dispatcher, h Webhook) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := event.NewFilter(h.Topics, h.Types)
+	f, err := event.RestoreFilter(h.Topics, h.Types) // a reload may have removed a custom type
 	if err != nil {
 		return nil, err
 	}

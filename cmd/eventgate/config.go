@@ -39,6 +39,7 @@ type config struct {
 	JobStateTTL      time.Duration
 	LogFormat        string
 	LogLevel         string
+	Catalogue        string // EVENTGATE_CATALOGUE (cmd/eventgate/catalogue.go)
 
 	// Authentication and rate limits (cmd/eventgate/auth.go turns them into the verifier and
 	// limiters).
@@ -105,6 +106,7 @@ func (c *config) settings() []setting {
 		{"EVENTGATE_WEBHOOK_CONCURRENCY", "4", "webhook attempts in flight per endpoint", intRange(&c.WebhookConcurrency, 1, 256)},
 		{"EVENTGATE_WEBHOOK_LEASE_TTL", "15s", "how long a dead instance keeps its webhook endpoints before another takes over (Redis)", duration(&c.WebhookLeaseTTL, time.Second)},
 		{"EVENTGATE_MAX_WEBHOOKS", "100", "webhook endpoints that may exist at once, across instances with Redis (409 too_many_webhooks beyond)", intRange(&c.MaxWebhooks, 1, 1<<20)},
+		{"EVENTGATE_CATALOGUE", "", "YAML or JSON file of operator-defined event types (reloaded on SIGHUP); empty = the built-in types only", str(&c.Catalogue)},
 		{"EVENTGATE_LOG_FORMAT", "auto", "json, text, or auto (text on a terminal)", oneOf(&c.LogFormat, "auto", "json", "text")},
 		{"EVENTGATE_LOG_LEVEL", "info", "debug, info, warn or error", oneOf(&c.LogLevel, "debug", "info", "warn", "error")},
 	}

@@ -38,8 +38,8 @@ type gateway struct {
 
 // assemble opens the store and builds the hub, the webhook runtime and the HTTP handlers. On
 // failure it prints one line naming the setting and returns a nil gateway and the exit code.
-func assemble(cfg config, verifier *auth.Verifier, logger *slog.Logger, stderr io.Writer) (*gateway, func(), int) {
-	g := &gateway{cfg: cfg, logger: logger, metrics: telemetry.NewMetrics(), serveErr: make(chan error, 3), hubDone: make(chan struct{})}
+func assemble(cfg config, verifier *auth.Verifier, metrics *telemetry.Metrics, logger *slog.Logger, stderr io.Writer) (*gateway, func(), int) {
+	g := &gateway{cfg: cfg, logger: logger, metrics: metrics, serveErr: make(chan error, 3), hubDone: make(chan struct{})}
 	b, closeStore, err := openStore(cfg, logger, g.metrics.InvalidEntry)
 	if err != nil {
 		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_REDIS_URL: %v\n", err)

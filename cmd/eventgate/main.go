@@ -24,6 +24,7 @@ import (
 	"github.com/eventgate/eventgate/limits"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
+	"github.com/eventgate/eventgate/telemetry"
 	"github.com/eventgate/eventgate/webhooks"
 )
 
@@ -59,7 +60,13 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	g, closeStore, code := assemble(*cfg, verifier, logger, stderr)
+	metrics := telemetry.NewMetrics()
+	stopCatalogue, ok := startCatalogue(cfg.Catalogue, logger, metrics, stderr)
+	if !ok {
+		return 2
+	}
+	defer stopCatalogue()
+	g, closeStore, code := assemble(*cfg, verifier, metrics, logger, stderr)
 	if g == nil {
 		return code
 	}

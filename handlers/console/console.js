@@ -11,8 +11,10 @@
 "use strict";
 
 (() => {
-  const TYPES = ["job.queued", "job.started", "job.progress", "job.completed", "job.failed",
+  // The built-in types; the server's catalogue (GET /api/v1/catalogue) adds the operator's.
+  const BUILTIN_TYPES = ["job.queued", "job.started", "job.progress", "job.completed", "job.failed",
     "note.created", "note.updated", "note.deleted", "queue.status"];
+  const CATALOGUE_TIMEOUT_MS = 5000;
   const TOKEN_KEY = "eventgate.token"; // sessionStorage: the token lives as long as the tab
   const SETTINGS_KEY = "eventgate.settings";
   const COOKIE = "eventgate_token"; // read by the server on GET /api/... (EventSource, WebSocket)
@@ -31,6 +33,7 @@
     conn: null, timer: 0, attempt: 0, openedAt: 0, everOpened: false,
     lastId: "", lostPosition: false,
     count: 0, jobs: new Map(), queue: null,
+    knownTypes: BUILTIN_TYPES, // every type the server knows, from its catalogue when it could be read
   };
 
   // ---- Event ids: "<ms>-<seq>", compared numerically part by part, never as text. ----
@@ -155,8 +158,54 @@
     if (st.attempt > 0) setState("reconnecting", `reconnecting over ${name} (attempt ${st.attempt})…`);
     else setState("connecting", `connecting over ${name}…`);
     writeCookie(); // another tab may have changed it since: this attempt carries our token
-    if (st.transport === "ws") openWebSocket(gen);
-    else openEventSource(gen);
+    // The catalogue first: EventSource only hands over the named events it listens for, and a
+    // reload on the server may have added types since the last connection.
+    loadCatalogue().then(() => {
+      if (gen !== st.gen) return;
+      if (st.transport === "ws") openWebSocket(gen);
+      else openEventSource(gen);
+    });
+  }
+
+  // loadCatalogue refreshes the known event types from GET /api/v1/catalogue (revalidated with
+  // its ETag, so usually a 304). It never fails: without an answer the types stay as they were.
+  async function loadCatalogue() {
+    const headers = { Accept: "application/json" };
+    if (st.token) headers.Authorization = `Bearer ${st.token}`;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), CATALOGUE_TIMEOUT_MS);
+    try {
+      const resp = await fetch("/api/v1/catalogue", { headers, cache: "no-cache", credentials: "same-origin", signal: abort.signal });
+      if (resp.status !== 200) return;
+      const body = await resp.json();
+      if (!body || !Array.isArray(body.types)) return;
+      const entries = body.types.filter((e) => e && typeof e.type === "string");
+      st.knownTypes = entries.map((e) => e.type);
+      renderTypes(entries);
+    } catch (_) {
+      /* offline or refused: the connection attempt will tell */
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // renderTypes fills the type suggestions of the filter and the list of event types.
+  function renderTypes(entries) {
+    el.typeNames.replaceChildren(...entries.map((e) => {
+      const o = node("option");
+      o.value = e.type;
+      return o;
+    }));
+    el.typeList.replaceChildren(...entries.map((e) => {
+      const li = node("li");
+      li.dataset.type = e.type;
+      li.dataset.builtin = String(e.builtin === true);
+      li.append(node("code", "type-name", e.type), node("code", "type-topic", typeof e.topic === "string" ? e.topic : ""));
+      if (e.builtin !== true) li.append(node("span", "badge", "custom"));
+      li.append(node("span", "type-desc", typeof e.description === "string" ? e.description : ""));
+      return li;
+    }));
+    el.typesEmpty.hidden = entries.length > 0;
   }
 
   function openEventSource(gen) {
@@ -175,7 +224,7 @@
       try { ev = JSON.parse(e.data); } catch (_) { return; }
       onEvent(ev);
     };
-    for (const t of TYPES) es.addEventListener(t, onMessage);
+    for (const t of st.knownTypes) es.addEventListener(t, onMessage);
     es.addEventListener("resync", (e) => {
       if (!current()) return;
       let body = {};
@@ -578,6 +627,9 @@
       el[id.replace(/-(\w)/g, (_, c) => c.toUpperCase())] = document.getElementById(id);
     }
     el.lastId = document.getElementById("last-id");
+    el.typeNames = document.getElementById("type-names");
+    el.typeList = document.getElementById("type-list");
+    el.typesEmpty = document.getElementById("types-empty");
     el.jobsBody = el.jobs.tBodies[0];
     el.transports = [...document.querySelectorAll('input[name="transport"]')];
     loadSettings();
