@@ -1,9 +1,12 @@
 package streams_test
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/eventgate/eventgate/event"
+	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 )
 
@@ -71,5 +74,62 @@ func TestManyChangesStayBounded(t *testing.T) {
 	}
 	if len(gotQueue) != len(queued) {
 		t.Fatalf("%d queue events delivered, want all %d", len(gotQueue), len(queued))
+	}
+}
+
+// TestForgottenChangesNeverRepeat: more than maxDone changes while a since-replay runs forget the record of what was delivered:
+// events delivered before the replay must not be delivered again.
+func TestForgottenChangesNeverRepeat(t *testing.T) {
+	t.Parallel()
+	log := store.NewMemory(1000)
+	log.SetPoll(50 * time.Millisecond)
+	h := streams.NewHub(log, streams.HubOptions{Buffer: 8, PageSize: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = h.Run(ctx) }()
+	q := func() event.Draft { return draft(t, "queue.status", `{"pending":1,"active":0}`) }
+	for range 200 {
+		appendDrafts(t, log, q())
+	}
+	sub, _ := h.Subscribe(ctx, filter(t, "queue"), streams.After(event.ID{}))
+	defer sub.Close()
+	got := collect(t, sub, 200) // all 200 delivered
+	zero := event.ID{}
+	sub.Change(filter(t, "queue", "notes/*"), &zero) // notes' history; queue was delivered
+	for range 130 {
+		got, _ = sub.Next(ctx, got)
+		sub.Change(filter(t, "queue", "notes/*"), nil)
+	}
+	got = append(got, drainUntilQuiet(t, sub)...)
+	seen := map[event.ID]bool{}
+	for _, e := range got {
+		if seen[e.ID] {
+			t.Fatalf("event %v delivered twice (%d delivered)", e.ID, len(got))
+		}
+		seen[e.ID] = true
+	}
+}
+
+// TestSecondReplayIntoTrimmedStretchResyncs: a second since-replay into a trimmed stretch is told
+// of the gap again, as the first was.
+func TestSecondReplayIntoTrimmedStretchResyncs(t *testing.T) {
+	t.Parallel()
+	h, log := startHub(t, 4, 8)
+	q := func() event.Draft { return draft(t, "queue.status", `{"pending":1,"active":0}`) }
+	ids := appendDrafts(t, log, note(t), note(t), note(t), note(t), note(t), note(t), note(t), q(), q(), note(t))
+	hubAt(t, h, "caught up", func(id event.ID) bool { return id == ids[9] })
+	sub, _ := h.Subscribe(t.Context(), filter(t, "queue"), streams.Live)
+	defer sub.Close()
+	sub.Change(filter(t, "queue", "jobs/*"), &ids[0])
+	if got := drainUntilQuiet(t, sub); len(got) == 0 || got[0].Type != streams.TypeResync {
+		t.Fatalf("first replay: want a resync first, got %d events", len(got))
+	}
+	sub.Change(filter(t, "queue", "jobs/*", "notes/*"), &ids[0]) // notes after ids[0] were trimmed
+	got := drainUntilQuiet(t, sub)
+	for _, e := range got {
+		t.Logf("%v %s", e.ID, e.Type)
+	}
+	if len(got) == 0 || got[0].Type != streams.TypeResync {
+		t.Fatalf("notes e1..e5 skipped silently: want a resync first")
 	}
 }

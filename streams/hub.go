@@ -122,10 +122,11 @@ func (h *Hub) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if !page.Bounds.Holds(after) {
-			// The log restarted empty and was appended to before the idle check below saw it
-			// empty: what followed after in the old log is gone. Every subscriber re-reads the
-			// log, which cannot vouch for its position either, and gets a resync.
+		if !page.Bounds.Holds(after) || after.Less(page.Bounds.MaxDeleted) {
+			// What followed after is gone: the log restarted empty and was appended to before
+			// the idle check below saw it empty, or the ring was trimmed past the reader (it
+			// lagged, or one batch outgrew the ring). Every subscriber re-reads the log, which
+			// cannot vouch for its position either, and gets a resync.
 			h.lose(after, page.Bounds)
 		}
 		h.dispatch(page.Events, page.Next)
@@ -203,12 +204,12 @@ func (h *Hub) reset(last event.ID) {
 	}
 }
 
-// lose handles a log that no longer holds after although it moved past it: every subscription
+// lose handles a log that no longer holds what followed after although it moved past it: every subscription
 // re-reads the log, where its position is unknown, and gets a resync.
 func (h *Hub) lose(after event.ID, b Bounds) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.opts.Logger.Warn("the log was reset or lost and appended to since; subscribers will resync",
+	h.opts.Logger.Warn("the log no longer holds what followed the reader's position; subscribers will resync",
 		"was", after.String(), "first", b.First.String(), "last", b.Last.String())
 	for s := range h.subs {
 		s.overflow.Store(true)

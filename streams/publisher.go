@@ -19,6 +19,9 @@ var ErrOutcomeUnknown = errors.New("append outcome unknown")
 // exists: a crash between claim and receipt must not block the key for a day.
 const DefaultInFlight = time.Minute
 
+// completeTimeout bounds storing a receipt after the append, which outlives the request's context.
+const completeTimeout = 3 * time.Second
+
 // PublisherOptions tune a Publisher. Zero values select the defaults.
 type PublisherOptions struct {
 	// ReceiptTTL is how long a key's receipt is remembered (default 24h).
@@ -99,8 +102,11 @@ func (p *Publisher) Publish(ctx context.Context, key string, drafts []event.Draf
 		}
 		return nil, nil, err
 	}
-	// The events are in the log: failing to remember the key must not fail the request.
-	if err := p.receipts.Complete(ctx, key, ReceiptBody(ids), p.opts.ReceiptTTL); err != nil {
+	// The events are in the log: failing to remember the key must not fail the request, and a
+	// client that left must not keep the receipt from being stored (a retry would append again).
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
+	defer cancel()
+	if err := p.receipts.Complete(cctx, key, ReceiptBody(ids), p.opts.ReceiptTTL); err != nil {
 		p.opts.Logger.Warn("storing idempotency receipt failed", "err", err)
 	}
 	return ids, nil, nil

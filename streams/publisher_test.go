@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
@@ -81,4 +83,37 @@ func TestPublisherFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cancelAfterAppend: the client leaves just after the append succeeded.
+type cancelAfterAppend struct {
+	streams.Log
+	cancel func()
+}
+
+func (l cancelAfterAppend) Append(ctx context.Context, d []event.Draft) ([]event.ID, error) {
+	ids, err := l.Log.Append(ctx, d)
+	l.cancel()
+	return ids, err
+}
+
+// TestPublisherStoresReceiptAfterClientLeft: a client that leaves right after its append must
+// not keep the receipt from being stored; else, once the claim lapsed, a retry with the same key
+// would append a second copy.
+func TestPublisherStoresReceiptAfterClientLeft(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		mem := store.NewMemory(100)
+		ctx, cancel := context.WithCancel(context.Background())
+		p := streams.NewPublisher(cancelAfterAppend{mem, cancel}, store.NewMemoryReceipts(),
+			streams.PublisherOptions{InFlight: 20 * time.Millisecond})
+		if _, _, err := p.Publish(ctx, "k", []event.Draft{progress(t, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Millisecond) // the claim lapses (fake time in the bubble)
+		ids, prior, err := p.Publish(context.Background(), "k", []event.Draft{progress(t, 1)})
+		if prior == nil {
+			t.Fatalf("retry appended again: ids %v err %v", ids, err)
+		}
+	})
 }

@@ -123,3 +123,24 @@ func TestHoldsBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestHubLagBehindTrimResyncs: a batch larger than the ring reaches the hub's reader already trimmed past its position: live
+// subscribers must get a resync (or every event), never a silent gap.
+func TestHubLagBehindTrimResyncs(t *testing.T) {
+	t.Parallel()
+	h, log := startHub(t, 4, 64)
+	sub, err := h.Subscribe(t.Context(), event.Filter{}, streams.Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ds := make([]event.Draft, 10)
+	for i := range ds {
+		ds[i] = progress(t, i)
+	}
+	ids := appendDrafts(t, log, ds...)
+	got := drainUntilQuiet(t, sub)
+	if len(got) == 0 || (got[0].Type != streams.TypeResync && got[0].ID != ids[0]) {
+		t.Fatalf("silent gap: first delivered %v %s, want resync or %v (%d events)", got[0].ID, got[0].Type, ids[0], len(got))
+	}
+}

@@ -151,6 +151,7 @@ func (s *Subscription) Change(f event.Filter, since *event.ID) {
 			s.pos = s.floor
 		}
 		s.fromOldest = s.pos.IsZero()
+		s.resyncedFor = event.ID{} // a replay into a trimmed stretch is told again
 	}
 	s.segStart = s.pos
 	s.catchup = true
@@ -167,6 +168,10 @@ func (s *Subscription) remember(x exclusion) {
 			s.floor = s.done[0].hi
 		}
 		s.done = append(s.done[:0], s.done[1:]...)
+		if s.pos.Less(s.floor) {
+			// A replay still below what is forgotten would deliver it again: it skips ahead.
+			s.pos = s.floor
+		}
 	}
 	s.done = append(s.done, x)
 	if s.doneHi.Less(x.hi) {
