@@ -45,12 +45,18 @@ func (s *Server) guardRequest(c *gin.Context) {
 		return
 	}
 	r, route := c.Request, c.FullPath()
+	rc := http.NewResponseController(c.Writer)
 	if route == routeStream || route == routeWS {
+		// Streams set a deadline per write; none left from an earlier request on the connection.
+		_ = rc.SetWriteDeadline(time.Time{})
 		if r.ContentLength != 0 {
 			s.fail(c, fmt.Errorf("%w: %s takes no request body", errBadRequest, route))
 		}
 		return
 	}
+	// A response the client does not read must not hold the handler (and its per-IP place)
+	// forever: it is written within the body's time and two write timeouts.
+	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.BodyTimeout + 2*s.cfg.WriteTimeout))
 	if route != "/healthz" && route != "/readyz" {
 		ip := c.ClientIP()
 		if !s.requests.acquire(ip, s.cfg.MaxRequestsPerIP) {

@@ -334,3 +334,31 @@ func TestErrorsCutEchoes(t *testing.T) {
 		})
 	}
 }
+
+// TestUnreadResponseFreesItsPlace: a client that asks for a large history page and never reads
+// the answer does not hold the handler, or its place under EVENTGATE_MAX_REQUESTS_PER_IP, for
+// longer than the response's write deadline.
+func TestUnreadResponseFreesItsPlace(t *testing.T) {
+	t.Parallel()
+	s, log := newTestServer(t, Config{MaxRequestsPerIP: 1, BodyTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond})
+	ts := httptest.NewUnstartedServer(s.Handler())
+	ts.Listener = smallSendBuffers{ts.Listener}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	bigNotes(t, log, 40, 100<<10) // a 4 MB page: more than the kernel's buffers hold
+	conn, err := smallWindow.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /api/v1/events?after=0&limit=1000 HTTP/1.1\r\nHost: eventgate\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the request holds its place", func() bool { return s.requests.inFlight("127.0.0.1") == 1 })
+	eventually(t, "the unread response gives its place up", func() bool { return s.requests.inFlight("127.0.0.1") == 0 })
+	resp, err := ts.Client().Get(ts.URL + "/api/v1/events?limit=1")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the next request from the same address: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
