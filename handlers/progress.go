@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,9 +21,21 @@ type progressConn struct {
 	net.Conn
 	deadline time.Time
 	window   time.Duration // the length the deadline was set to
+	cut      atomic.Bool   // set by Cut: writes are no longer extended
+}
+
+// Cut makes a write in progress, and every later one, fail at once with os.ErrDeadlineExceeded
+// however well the client reads: for a stream whose token expired while a long write ran. Safe
+// from any goroutine.
+func (c *progressConn) Cut() {
+	c.cut.Store(true)
+	_ = c.Conn.SetWriteDeadline(time.Now())
 }
 
 func (c *progressConn) SetWriteDeadline(t time.Time) error {
+	if c.cut.Load() {
+		t = time.Now()
+	}
 	c.deadline, c.window = t, time.Until(t)
 	return c.Conn.SetWriteDeadline(t)
 }
@@ -32,7 +45,7 @@ func (c *progressConn) Write(b []byte) (int, error) {
 	for {
 		n, err := c.Conn.Write(b[done:])
 		done += n
-		if err == nil || n == 0 || c.window <= 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		if err == nil || n == 0 || c.window <= 0 || !errors.Is(err, os.ErrDeadlineExceeded) || c.cut.Load() {
 			return done, err
 		}
 		// Progress in this window: the client reads, slowly. A new window from now.

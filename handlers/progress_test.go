@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/eventgate/eventgate/auth"
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/telemetry"
@@ -251,5 +252,48 @@ func TestProgressConn(t *testing.T) {
 				t.Fatalf("writes %v under %d deadlines, want %v under %d", sc.sizes, sc.deadlines, tt.sizes, tt.deadlines)
 			}
 		})
+	}
+}
+
+// TestTokenExpiryCutsLongWrite: a slow but steady reader inside one long write (a catch-up page of
+// large events) does not keep receiving events long past its token's expiry: the write is cut a
+// write timeout after exp, and the connection is closed as auth_expired.
+func TestTokenExpiryCutsLongWrite(t *testing.T) {
+	t.Parallel()
+	s, log := newTestServer(t, Config{WriteTimeout: slowTimeout, Auth: mustVerifier(t, auth.Config{Secret: testSecret})})
+	ts := httptest.NewUnstartedServer(s.Handler())
+	ts.Listener = sendBuffers{ts.Listener}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	ids := bigNotes(t, log, 30, 100<<10) // one page of 3 MB: 15 s for this client
+	claims := claimsFor("slow", "subscribe")
+	claims["exp"] = time.Now().Add(2 * time.Second).Unix()
+	conn, err := dialPaced(context.Background(), "tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := fmt.Fprintf(conn, "GET /api/v1/stream?since=0 HTTP/1.1\r\nHost: eventgate\r\nAuthorization: Bearer %s\r\n\r\n", hsToken(t, claims)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	n := 0
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "id: ") {
+			n++
+		}
+	}
+	if n >= len(ids) {
+		t.Fatalf("the client received all %d events of a page it took past its token's expiry", n)
+	}
+	waitUntil(t, "the stream is closed", func() bool { return s.Active() == 0 })
+	if v := metricValue(t, s.metrics, "eventgate_connections_closed_total", "transport", string(telemetry.SSE), "reason", string(telemetry.CloseAuthExpired)); v != 1 {
+		t.Fatalf("closed as auth_expired: %v, want 1", v)
 	}
 }

@@ -145,6 +145,13 @@ func (s *Server) stream(c *gin.Context) {
 	if sink, ok := hijack(c, first); ok {
 		// The handler returns now; the stream lives on in two small goroutines of its own.
 		info.observeLater(c, http.StatusOK)
+		if p := principalOf(c); p != nil {
+			// A slow reader inside one long write does not see the expiry: cut the write a
+			// write timeout after it (an idle stream sends auth_expired at exp itself).
+			stopCut := sink.cutAt(p.Expires.Add(s.cfg.WriteTimeout))
+			stop := stopExpiry
+			stopExpiry = func() { stop(); stopCut() }
+		}
 		go s.pump(sink, sub, info, expired, stopExpiry)
 		return
 	}
@@ -168,7 +175,10 @@ func (s *Server) pump(out sseSink, sub *streams.Subscription, info *connInfo, ex
 	send := func(b []byte) bool {
 		if err := out.write(b, s.cfg.WriteTimeout); err != nil {
 			reason = telemetry.CloseWriteFailed
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			switch {
+			case out.cut():
+				reason = telemetry.CloseAuthExpired // its token expired during a long write
+			case errors.Is(err, os.ErrDeadlineExceeded):
 				reason = telemetry.CloseWriteTimeout // the client stopped reading; it resumes with its last id
 			}
 			return false

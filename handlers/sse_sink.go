@@ -21,6 +21,10 @@ type sseSink interface {
 	gone() <-chan struct{}
 	// close ends the response.
 	close()
+	// cutAt makes writes fail from t on, even a long one in progress (nil stop: not supported);
+	// cut reports whether that happened.
+	cutAt(t time.Time) (stop func())
+	cut() bool
 }
 
 // hijackedSink streams on the TCP connection taken over from net/http. Once the handler returns,
@@ -29,6 +33,7 @@ type sseSink interface {
 // close (HTTP/1.1 "Connection: close"), which every SSE client and proxy handles.
 type hijackedSink struct {
 	conn net.Conn
+	pc   *progressConn
 	done chan struct{}
 }
 
@@ -58,7 +63,7 @@ func hijack(c *gin.Context, first []byte) (*hijackedSink, bool) {
 	_ = h.Write(&head)
 	head.WriteString("\r\n")
 	head.Write(first)
-	s := &hijackedSink{conn: pc, done: make(chan struct{})}
+	s := &hijackedSink{conn: pc, pc: pc, done: make(chan struct{})}
 	// A client sends nothing on a stream; a read returns only when it leaves (or sends garbage).
 	go func() {
 		var b [1]byte
@@ -83,6 +88,12 @@ func (s *hijackedSink) write(b []byte, timeout time.Duration) error {
 
 func (s *hijackedSink) gone() <-chan struct{} { return s.done }
 func (s *hijackedSink) close()                { _ = s.conn.Close() }
+func (s *hijackedSink) cut() bool             { return s.pc.cut.Load() }
+
+func (s *hijackedSink) cutAt(t time.Time) func() {
+	timer := time.AfterFunc(time.Until(t), s.pc.Cut)
+	return func() { timer.Stop() }
+}
 
 // writerSink streams through the ResponseWriter, with a deadline per write (never one for the
 // whole response, which would kill streams).
@@ -119,8 +130,10 @@ func (s *writerSink) write(b []byte, timeout time.Duration) error {
 	return nil
 }
 
-func (s *writerSink) gone() <-chan struct{} { return s.ctx.Done() }
-func (s *writerSink) close()                {}
+func (s *writerSink) gone() <-chan struct{}  { return s.ctx.Done() }
+func (s *writerSink) close()                 {}
+func (s *writerSink) cut() bool              { return false }
+func (s *writerSink) cutAt(time.Time) func() { return func() {} } // chunks bound each write
 
 // frameBuffers holds frame buffers between wake-ups, so an idle stream holds none.
 var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
