@@ -16,51 +16,18 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/streams"
 	"github.com/eventgate/eventgate/telemetry"
+	"github.com/eventgate/eventgate/telemetry/telemetrytest"
 )
 
-// metricValue returns the value of the series name{labels} (label pairs), the sample count for a
-// histogram, and -1 when the series does not exist.
+// metricValue returns the value of the series name{labels} of m (telemetrytest.Value).
 func metricValue(t *testing.T, m *telemetry.Metrics, name string, labels ...string) float64 {
 	t.Helper()
-	fams, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	want := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		want[labels[i]] = labels[i+1]
-	}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, s := range f.GetMetric() {
-			if len(s.GetLabel()) != len(want) {
-				continue
-			}
-			for _, l := range s.GetLabel() {
-				if want[l.GetName()] != l.GetValue() {
-					continue next
-				}
-			}
-			switch f.GetType() {
-			case dto.MetricType_COUNTER:
-				return s.GetCounter().GetValue()
-			case dto.MetricType_GAUGE:
-				return s.GetGauge().GetValue()
-			case dto.MetricType_HISTOGRAM:
-				return float64(s.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return -1
+	return telemetrytest.Value(t, m.Registry(), name, labels...)
 }
 
 // syncBuffer is a log sink read by the test while handlers write to it.
