@@ -160,18 +160,7 @@ func TestE2ECatalogueReload(t *testing.T) {
 		}
 		waitFor(t, "log line "+msg, frameTimeout, func() bool { return countLines(s, msg, nil) > n })
 	}
-	extra := `
-  order.delivered:
-    description: The parcel reached the customer.
-    topic: "orders/{order_id}"
-    schema:
-      type: object
-      required: [order_id]
-      additionalProperties: false
-      properties:
-        order_id: {type: string, format: uuid}
-`
-	if err := os.WriteFile(path, []byte(mustRead(t, path)+extra+"  job.queued: {}\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, append(withExtraType(t), "  job.queued: {}\n"...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	hup("catalogue reload failed; keeping the previous catalogue")
