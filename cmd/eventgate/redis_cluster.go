@@ -50,7 +50,9 @@ func openRedis(cfg config, logger *slog.Logger, onInvalid func(event.ID, error))
 }
 
 // redisKeys is the configured key layout.
-func redisKeys(cfg config) store.RedisKeys { return store.NewRedisKeys(cfg.StreamKey, cfg.RedisCluster) }
+func redisKeys(cfg config) store.RedisKeys {
+	return store.NewRedisKeys(cfg.StreamKey, cfg.RedisCluster)
+}
 
 // redisOnlySettings refuses Redis settings without EVENTGATE_REDIS_URL: silently ignoring them
 // would run a deployment that asked for replica acknowledgements without any.
