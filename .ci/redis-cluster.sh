@@ -3,6 +3,7 @@
 #
 #   bash .ci/redis-cluster.sh [start]   find or start a cluster; print KEY='value' lines on stdout
 #   bash .ci/redis-cluster.sh stop DIR  stop a cluster this script started (and remove DIR)
+#   bash .ci/redis-cluster.sh restart DIR PORT   start a killed node of it again
 #
 # start prints, one per line (the URL holds '&', so values are single-quoted for eval):
 #   EVENTGATE_TEST_REDIS_CLUSTER_URL='redis://127.0.0.1:<p1>?addr=127.0.0.1:<p2>&addr=...'
@@ -49,6 +50,19 @@ free_ports() {
 	return 1
 }
 
+# start_node DIR PORT: start (or restart, rejoining with its nodes.conf) the node of PORT.
+start_node() {
+	local dir=$1 p=$2
+	# cluster-replica-validity-factor 0: a replica may always take over (it was in sync a moment
+	# ago; a test must not wait for a manual failover). repl-diskless-sync-delay 0: a replica's
+	# first sync starts at once, not after Redis's default 5 s.
+	"$(cat "$dir/bin")" --port "$p" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+		--cluster-enabled yes --cluster-config-file "$dir/$p/nodes.conf" \
+		--cluster-node-timeout "$(cat "$dir/node-timeout")" --cluster-replica-validity-factor 0 \
+		--repl-diskless-sync-delay 0 \
+		--pidfile "$dir/$p/redis.pid" --dir "$dir/$p" --logfile "$dir/$p/redis.log" >&2
+}
+
 cmd_start() {
 	local url=${EVENTGATE_TEST_REDIS_CLUSTER_URL:-}
 	if [[ "${EVENTGATE_TEST_REDIS_CLUSTER_FRESH:-}" != 1 && "$url" =~ ^redis://127\.0\.0\.1:([0-9]+) ]] &&
@@ -66,16 +80,11 @@ cmd_start() {
 	local timeout=${EVENTGATE_TEST_REDIS_CLUSTER_NODE_TIMEOUT:-1000} ports dir p
 	ports=$(free_ports 6) || die "no six free loopback ports found"
 	dir=$(mktemp -d "${TMPDIR:-/tmp}/eventgate-redis-cluster.XXXXXX")
+	echo "$bin" >"$dir/bin"
+	echo "$timeout" >"$dir/node-timeout"
 	for p in $ports; do
 		mkdir "$dir/$p"
-		# cluster-replica-validity-factor 0: a replica may always take over (it was in sync a
-		# moment ago; a test must not wait for a manual failover). repl-diskless-sync-delay 0:
-		# a replica's first sync starts at once, not after Redis's default 5 s.
-		"$bin" --port "$p" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-			--cluster-enabled yes --cluster-config-file "$dir/$p/nodes.conf" \
-			--cluster-node-timeout "$timeout" --cluster-replica-validity-factor 0 --repl-diskless-sync-delay 0 \
-			--pidfile "$dir/$p/redis.pid" --dir "$dir/$p" --logfile "$dir/$p/redis.log" >&2 ||
-			{ cmd_stop "$dir"; die "redis-server on port $p failed to start"; }
+		start_node "$dir" "$p" || { cmd_stop "$dir"; die "redis-server on port $p failed to start"; }
 	done
 	local i nodes=()
 	for p in $ports; do
@@ -113,27 +122,35 @@ cmd_stop() {
 	[[ -d "$dir" ]] || { log "$dir: no such directory (already stopped?)"; return 0; }
 	# Only a cluster this script started: its folder is one of our temp dirs.
 	[[ "$(basename "$dir")" == eventgate-redis-cluster.* ]] || die "$dir was not made by this script"
+	local pids=()
 	for pidfile in "$dir"/*/redis.pid; do
-		[[ -f "$pidfile" ]] || continue
-		pid=$(cat "$pidfile")
-		[[ "$pid" =~ ^[0-9]+$ ]] && kill -TERM "$pid" 2>/dev/null || true
+		pid=$(cat "$pidfile" 2>/dev/null) || continue
+		[[ "$pid" =~ ^[0-9]+$ ]] && kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
 	done
-	for pidfile in "$dir"/*/redis.pid; do
-		[[ -f "$pidfile" ]] || continue
-		pid=$(cat "$pidfile")
-		[[ "$pid" =~ ^[0-9]+$ ]] || continue
+	for pid in "${pids[@]}"; do
 		for i in $(seq 1 100); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.05
 		done
-		kill -KILL "$pid" 2>/dev/null || true
+		kill -0 "$pid" 2>/dev/null && { log "pid $pid ignored TERM; killing"; kill -KILL "$pid" 2>/dev/null; } || true
 	done
 	rm -rf -- "$dir"
 	log "stopped the cluster in $dir"
 }
 
+# cmd_restart DIR PORT: start a node of a cluster this script started again (after a test killed
+# it); it rejoins from its nodes.conf, as a replica once another node took over its slots.
+cmd_restart() {
+	local dir=${1:-} p=${2:-}
+	[[ -d "$dir" && "$(basename "$dir")" == eventgate-redis-cluster.* && "$p" =~ ^[0-9]+$ && -d "$dir/$p" ]] ||
+		die "usage: $0 restart DIR PORT (a node of a cluster this script started)"
+	start_node "$dir" "$p" || die "redis-server on port $p failed to start"
+	log "restarted the node on 127.0.0.1:$p"
+}
+
 case "${1:-start}" in
 start) cmd_start ;;
 stop) cmd_stop "${2:-}" ;;
-*) die "usage: $0 [start] | stop DIR" ;;
+restart) cmd_restart "${2:-}" "${3:-}" ;;
+*) die "usage: $0 [start] | stop DIR | restart DIR PORT" ;;
 esac
