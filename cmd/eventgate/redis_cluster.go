@@ -14,9 +14,9 @@ import (
 	"github.com/eventgate/eventgate/store"
 )
 
-// clusterStateReload bounds how stale the cluster client's slot map gets. go-redis reloads it on
-// MOVED, but a master that died answers nothing: without this the client would keep dialling the
-// dead address until its default minute is up, long after a replica took over.
+// clusterStateReload bounds how stale the cluster client's slot map gets (go-redis's default is a
+// minute). go-redis reloads it on MOVED, but a master that died sends none; the log's appends,
+// which bypass the client's routing (store.Redis), do not trigger a reload of the tail client.
 const clusterStateReload = time.Second
 
 // openRedis builds the Redis store from EVENTGATE_REDIS_URL: one Redis, Sentinel (master_name), or
