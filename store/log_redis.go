@@ -157,11 +157,15 @@ func (r *Redis) Read(ctx context.Context, after event.ID, limit int) (streams.Pa
 	maxID := event.ID{MS: ^uint64(0), Seq: ^uint64(0)}
 	readRange := limit > 0 && after != maxID // nothing can follow the largest ID
 	var (
-		info *redis.XInfoStreamCmd
-		rng  *redis.XMessageSliceCmd
+		info   *redis.XInfoStreamCmd
+		rng    *redis.XMessageSliceCmd
+		before *redis.XMessageSliceCmd // the last entry at or before after: is after held?
 	)
 	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		info = p.XInfoStream(ctx, r.key)
+		if !after.IsZero() {
+			before = p.XRevRangeN(ctx, r.key, after.String(), "-", 1)
+		}
 		if readRange {
 			start := "-"
 			if !after.IsZero() {
@@ -182,6 +186,9 @@ func (r *Redis) Read(ctx context.Context, after event.ID, limit int) (streams.Pa
 		return streams.Page{Next: after}, fmt.Errorf("redis read: %w: %w", streams.ErrUnavailable, err)
 	}
 	page.Bounds = b
+	if before != nil {
+		page.Gone, page.Before = gone(b, after, before.Val())
+	}
 	if rng == nil {
 		return page, nil
 	}
@@ -329,6 +336,24 @@ func boundsOf(info *redis.XInfoStream) (streams.Bounds, error) {
 		}
 	}
 	return b, nil
+}
+
+// gone reports whether pos is missing from a stream with bounds b although the stream covers it
+// (pos within [First, Last]) and never deleted it (pos after MaxDeleted, which counts trimming):
+// an entry lost in a failover. last is XREVRANGE pos - COUNT 1, the entry at or before pos; held
+// is the entry before the lost stretch.
+func gone(b streams.Bounds, pos event.ID, last []redis.XMessage) (missing bool, held event.ID) {
+	if b.First.IsZero() || pos.Less(b.First) || b.Last.Less(pos) || !b.MaxDeleted.Less(pos) {
+		return false, event.ID{}
+	}
+	if len(last) == 0 {
+		return true, b.First.Prev()
+	}
+	id, err := event.ParseID(last[0].ID)
+	if err != nil || id == pos {
+		return false, event.ID{}
+	}
+	return true, id
 }
 
 // isNoSuchKey reports whether err is XINFO STREAM's reply for a missing key.
