@@ -37,11 +37,16 @@ cluster_ok() { cli -p "$1" cluster info 2>/dev/null | tr -d '\r' | grep -qx 'clu
 # closed PORT: nothing listens there (a refused connection).
 closed() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# free_ports N: N distinct loopback ports p whose cluster bus port p+10000 is free too.
+# free_ports N: N distinct loopback ports p whose cluster bus port p+10000 is free too. Both stay
+# below the kernel's ephemeral range: a port there may be the local end of some outgoing
+# connection, which a connect test cannot see and which makes redis-server's bind fail.
 free_ports() {
-	local n=$1 port tries picked=" "
+	local n=$1 port tries picked=" " ephemeral span
+	ephemeral=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	span=$((ephemeral - 10000 - 10000))
+	((span > 1000)) || span=1000
 	for tries in $(seq 1 500); do
-		port=$((20000 + RANDOM % 15000))
+		port=$((10000 + RANDOM % span))
 		[[ "$picked" == *" $port "* || "$picked" == *" $((port + 10000)) "* ]] && continue
 		closed "$port" && closed $((port + 10000)) || continue
 		picked+="$port "
@@ -76,22 +81,39 @@ cmd_start() {
 		{ apt_install redis-server && bin=$(find_binary /usr/bin/redis-server); } ||
 		die "no redis-server binary (install the redis-server Debian package)"
 	command -v redis-cli >/dev/null || die "no redis-cli (install the redis-tools Debian package)"
+	local attempt
+	for attempt in 1 2 3; do
+		# Another process may take a port between the check and the bind: pick new ones.
+		start_cluster "$bin" && return 0
+		log "attempt $attempt failed"
+	done
+	die "could not start a Redis Cluster"
+}
 
-	local timeout=${EVENTGATE_TEST_REDIS_CLUSTER_NODE_TIMEOUT:-1000} ports dir p
+# start_cluster BIN: start the six nodes and join them; false (all stopped) when a node fails to
+# start, e.g. because its port was taken meanwhile.
+start_cluster() {
+	local bin=$1 timeout=${EVENTGATE_TEST_REDIS_CLUSTER_NODE_TIMEOUT:-1000} ports dir p
 	ports=$(free_ports 6) || die "no six free loopback ports found"
 	dir=$(mktemp -d "${TMPDIR:-/tmp}/eventgate-redis-cluster.XXXXXX")
 	echo "$bin" >"$dir/bin"
 	echo "$timeout" >"$dir/node-timeout"
 	for p in $ports; do
 		mkdir "$dir/$p"
-		start_node "$dir" "$p" || { cmd_stop "$dir"; die "redis-server on port $p failed to start"; }
+		start_node "$dir" "$p" || { log "redis-server on port $p failed to start"; cmd_stop "$dir"; return 1; }
 	done
 	local i nodes=()
 	for p in $ports; do
-		for i in $(seq 1 100); do
+		for i in $(seq 1 200); do
 			[[ "$(cli -p "$p" ping 2>/dev/null)" == PONG ]] && break
 			sleep 0.05
 		done
+		if [[ "$(cli -p "$p" ping 2>/dev/null)" != PONG ]]; then
+			tail -3 "$dir/$p/redis.log" >&2
+			log "redis-server on port $p does not answer"
+			cmd_stop "$dir"
+			return 1
+		fi
 		nodes+=("127.0.0.1:$p")
 	done
 	cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 ||
