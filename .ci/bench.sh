@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 
 set -a
 eval "$(bash .ci/redis.sh)"
+eval "$(bash .ci/redis-cluster.sh)"
 set +a
-trap '[ -z "${EVENTGATE_TEST_REDIS_PIDFILE:-}" ] || bash .ci/redis.sh stop "$EVENTGATE_TEST_REDIS_PIDFILE"' EXIT
+trap '[ -z "${EVENTGATE_TEST_REDIS_PIDFILE:-}" ] || bash .ci/redis.sh stop "$EVENTGATE_TEST_REDIS_PIDFILE"
+[ -z "${EVENTGATE_TEST_REDIS_CLUSTER_DIR:-}" ] || bash .ci/redis-cluster.sh stop "$EVENTGATE_TEST_REDIS_CLUSTER_DIR"' EXIT
 
 # Core, framing and store micro-benchmarks.
 go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-2s}" ./streams/ ./handlers/ ./store/

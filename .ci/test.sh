@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole suite, as `go tool task test` runs it: find or start Redis, then vet and race tests.
+# The whole suite, as `go tool task test` runs it: find or start Redis and a Redis Cluster
+# (.ci/redis-cluster.sh), then vet and race tests.
 # Tests that need Redis fail (not skip) here, because EVENTGATE_TEST_REQUIRE_REDIS=1; so do the
 # nginx tests (EVENTGATE_TEST_REQUIRE_NGINX=1; .ci/nginx.sh installs Debian's nginx when missing)
 # and the browser tests (EVENTGATE_TEST_REQUIRE_CHROMIUM=1; .ci/chromium.sh installs chromium).
@@ -8,10 +9,12 @@ cd "$(dirname "$0")/.."
 
 set -a
 eval "$(bash .ci/redis.sh)"
+eval "$(bash .ci/redis-cluster.sh)"
 eval "$(bash .ci/nginx.sh)"
 eval "$(bash .ci/chromium.sh)"
 set +a
-trap '[ -z "${EVENTGATE_TEST_REDIS_PIDFILE:-}" ] || bash .ci/redis.sh stop "$EVENTGATE_TEST_REDIS_PIDFILE"' EXIT
+trap '[ -z "${EVENTGATE_TEST_REDIS_PIDFILE:-}" ] || bash .ci/redis.sh stop "$EVENTGATE_TEST_REDIS_PIDFILE"
+[ -z "${EVENTGATE_TEST_REDIS_CLUSTER_DIR:-}" ] || bash .ci/redis-cluster.sh stop "$EVENTGATE_TEST_REDIS_CLUSTER_DIR"' EXIT
 export EVENTGATE_TEST_REQUIRE_REDIS=1 EVENTGATE_TEST_REQUIRE_NGINX=1 EVENTGATE_TEST_REQUIRE_CHROMIUM=1
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,12 @@ type RedisOptions struct {
 	// goroutine calling Read or Tail, possibly concurrently, and once per examination: a range read
 	// twice reports its invalid entries twice. err wraps event.ErrInvalidEvent.
 	OnInvalid func(id event.ID, err error)
+	// WaitReplicas, when above zero, makes every append (and keyed append with its receipt) wait
+	// with WAIT until that many replicas acknowledged it; fewer within WaitTimeout is an error
+	// wrapping ErrNotReplicated and streams.ErrUnavailable (the write stays on the primary).
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT (default DefaultWaitTimeout), and the caller's deadline does.
+	WaitTimeout time.Duration
 }
 
 // Redis is a streams.Log on one Redis Stream used as a capped ring (XADD … MAXLEN ~ retention).
@@ -57,6 +64,9 @@ type Redis struct {
 	block     time.Duration
 	logger    *slog.Logger
 	onInvalid func(event.ID, error)
+
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 // NewRedis returns a log on the stream key. client serves Append, Read and Ping; tail serves the
@@ -83,6 +93,9 @@ func NewRedis(client, tail redis.UniversalClient, key string, retention int64, o
 		block:     block,
 		logger:    opts.Logger,
 		onInvalid: opts.OnInvalid,
+
+		waitReplicas: opts.WaitReplicas,
+		waitTimeout:  cmp.Or(opts.WaitTimeout, DefaultWaitTimeout),
 	}
 }
 
@@ -92,43 +105,48 @@ func (r *Redis) Key() string { return r.key }
 // Retention returns the approximate number of entries appends trim the stream to (0: no trimming).
 func (r *Redis) Retention() int64 { return r.retention }
 
-// Ping checks that the server answers, for readiness probes.
+// Ping checks that the server holding the log's key answers, for readiness probes (on Redis
+// Cluster: the master of the log's slot, not just any node).
 func (r *Redis) Ping(ctx context.Context) error {
-	if err := r.client.Ping(ctx).Err(); err != nil {
-		return redisFail(ctx, "ping", err)
+	c, err := r.primary(ctx)
+	if err == nil {
+		err = c.Ping(ctx).Err()
+	}
+	if err != nil {
+		return r.primaryFail(ctx, "ping", err)
 	}
 	return nil
 }
 
-// Append adds drafts in one MULTI/EXEC transaction (all or none) and returns their IDs in input
-// order. Zero drafts is a no-op that does not contact the server.
+// Append adds drafts in one script (all or none) and returns their IDs in input order. The
+// script is sent once to the server holding the key and followed by WAIT when
+// RedisOptions.WaitReplicas says so (see runOnPrimary). Zero drafts is a no-op that does not
+// contact the server.
 func (r *Redis) Append(ctx context.Context, drafts []event.Draft) ([]event.ID, error) {
 	if len(drafts) == 0 {
 		return nil, nil
 	}
-	cmds := make([]*redis.StringCmd, len(drafts))
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for i, d := range drafts {
-			cmds[i] = p.XAdd(ctx, &redis.XAddArgs{
-				Stream: r.key,
-				MaxLen: r.retention,
-				Approx: true,
-				ID:     "*",
-				Values: []any{entryField, d.Payload()},
-			})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, redisFail(ctx, "append", err)
+	args := make([]any, 0, 1+len(drafts))
+	args = append(args, r.retention)
+	for _, d := range drafts {
+		args = append(args, d.Payload())
 	}
-	ids := make([]event.ID, len(cmds))
-	for i, c := range cmds {
-		id, err := event.ParseID(c.Val())
-		if err != nil {
+	res, err := r.runOnPrimary(ctx, "append", appendScript, []string{r.key}, args...)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := res.StringSlice()
+	if err == nil && len(raw) != len(drafts) {
+		err = fmt.Errorf("%d ids for %d events", len(raw), len(drafts))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis append: %w: unexpected reply: %w", streams.ErrUnavailable, err)
+	}
+	ids := make([]event.ID, len(raw))
+	for i, s := range raw {
+		if ids[i], err = event.ParseID(s); err != nil {
 			return nil, fmt.Errorf("redis append: %w: unexpected XADD reply: %w", streams.ErrUnavailable, err)
 		}
-		ids[i] = id
 	}
 	return ids, nil
 }
@@ -142,11 +160,15 @@ func (r *Redis) Read(ctx context.Context, after event.ID, limit int) (streams.Pa
 	maxID := event.ID{MS: ^uint64(0), Seq: ^uint64(0)}
 	readRange := limit > 0 && after != maxID // nothing can follow the largest ID
 	var (
-		info *redis.XInfoStreamCmd
-		rng  *redis.XMessageSliceCmd
+		info   *redis.XInfoStreamCmd
+		rng    *redis.XMessageSliceCmd
+		before *redis.XMessageSliceCmd // the last entry at or before after: is after held?
 	)
 	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		info = p.XInfoStream(ctx, r.key)
+		if !after.IsZero() {
+			before = p.XRevRangeN(ctx, r.key, after.String(), "-", 1)
+		}
 		if readRange {
 			start := "-"
 			if !after.IsZero() {
@@ -167,6 +189,9 @@ func (r *Redis) Read(ctx context.Context, after event.ID, limit int) (streams.Pa
 		return streams.Page{Next: after}, fmt.Errorf("redis read: %w: %w", streams.ErrUnavailable, err)
 	}
 	page.Bounds = b
+	if before != nil {
+		page.Gone, page.Before = gone(b, after, before.Val())
+	}
 	if rng == nil {
 		return page, nil
 	}
@@ -306,6 +331,24 @@ func boundsOf(info *redis.XInfoStream) (streams.Bounds, error) {
 		}
 	}
 	return b, nil
+}
+
+// gone reports whether pos is missing from a stream with bounds b although the stream covers it
+// (pos within [First, Last]) and never deleted it (pos after MaxDeleted, which counts trimming):
+// an entry lost in a failover. last is XREVRANGE pos - COUNT 1, the entry at or before pos; held
+// is the entry before the lost stretch.
+func gone(b streams.Bounds, pos event.ID, last []redis.XMessage) (missing bool, held event.ID) {
+	if b.First.IsZero() || pos.Less(b.First) || b.Last.Less(pos) || !b.MaxDeleted.Less(pos) {
+		return false, event.ID{}
+	}
+	if len(last) == 0 {
+		return true, b.First.Prev()
+	}
+	id, err := event.ParseID(last[0].ID)
+	if err != nil || id == pos {
+		return false, event.ID{}
+	}
+	return true, id
 }
 
 // isNoSuchKey reports whether err is XINFO STREAM's reply for a missing key.

@@ -22,6 +22,9 @@ var appendOnceScript = redis.NewScript(`
 local prior = redis.call('GET', KEYS[2])
 if prior then
   if prior == '' then return {'inflight'} end
+  -- Rewritten unchanged: a write, so that a WAIT after this script on the same connection
+  -- covers the receipt (and the append before it), which another connection wrote.
+  redis.call('SET', KEYS[2], prior, 'KEEPTTL')
   return {'replay', prior}
 end
 local ids = {}
@@ -39,8 +42,11 @@ return ids
 `)
 
 // AppendOnce looks key up and, when it is free, appends drafts to log and stores their receipt
-// under key, in one Lua script, when log is a Redis log (on the same Redis as these receipts);
-// otherwise ok is false and nothing is done. A key holding a receipt returns it as prior; a key
+// under key, in one Lua script, when log is a Redis log (on the same Redis as these receipts, and
+// on Redis Cluster with a prefix in the log's slot: RedisKeys.LogPrefix); otherwise ok is false and
+// nothing is done. The script is sent once, to the server holding the log, and followed by the
+// log's WAIT for replicas, a replay too (see Redis.runOnPrimary): a 201 that replays a receipt is as
+// durable as the first. A key holding a receipt returns it as prior; a key
 // claimed by a request in flight returns an error wrapping streams.ErrKeyInFlight. A failure
 // wraps streams.ErrUnavailable or the context's error; then the outcome is unknown, and a retry
 // with the same key resolves it (replay or append, never both).
@@ -54,9 +60,13 @@ func (r *RedisReceipts) AppendOnce(ctx context.Context, log streams.Log, key str
 	for _, d := range drafts {
 		args = append(args, d.Payload())
 	}
-	raw, err := appendOnceScript.Run(ctx, r.client, []string{rl.Key(), r.key(key)}, args...).StringSlice()
+	res, err := rl.runOnPrimary(ctx, "append with receipt", appendOnceScript, []string{rl.Key(), r.key(key)}, args...)
 	if err != nil {
-		return nil, nil, true, redisFail(ctx, "append with receipt", err)
+		return nil, nil, true, err
+	}
+	raw, err := res.StringSlice()
+	if err != nil {
+		return nil, nil, true, fmt.Errorf("redis append with receipt: %w: %w", streams.ErrUnavailable, err)
 	}
 	switch {
 	case len(raw) == 1 && raw[0] == "inflight":

@@ -17,7 +17,9 @@ import (
 var _ webhooks.Store = (*RedisWebhooks)(nil)
 
 // RedisWebhooks keeps endpoints and their delivery state in Redis, shared by every instance.
-// Keys (each endpoint's keys share the hash tag {<id>}):
+// Keys (each endpoint's keys share the hash tag {<id>}, so on Redis Cluster every transaction and
+// script here touches one slot, and endpoints spread over the masters; prefix must carry no tag
+// of its own, see RedisKeys.Prefix):
 //
 //	<prefix>wh:ids              ZSET  endpoint id → creation time (ms)
 //	<prefix>wh:{<id>}           HASH  url, topics, types, description, secret, enabled, reason, created
@@ -190,11 +192,17 @@ func (r *RedisWebhooks) SetWebhookEnabled(ctx context.Context, id string, enable
 	return r.Webhook(ctx, id)
 }
 
-// DeleteWebhook removes the endpoint and everything kept for it.
+// DeleteWebhook removes the endpoint and everything kept for it. Its id leaves the registry
+// first, so it is no longer listed nor counted; then its own keys go in one transaction. The two
+// steps are separate because on Redis Cluster a transaction cannot span the registry's slot and
+// the endpoint's (its keys share the tag {<id>}). A crash between them leaves unlisted keys that
+// count for nothing, as a failed CreateWebhook does.
 func (r *RedisWebhooks) DeleteWebhook(ctx context.Context, id string) error {
+	if err := r.client.ZRem(ctx, r.idsKey(), id).Err(); err != nil {
+		return redisFail(ctx, "webhook delete", err)
+	}
 	var del *redis.IntCmd
 	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZRem(ctx, r.idsKey(), id)
 		del = p.Del(ctx, r.hookKey(id))
 		p.Del(ctx, r.allKeys(id)[1:]...)
 		return nil

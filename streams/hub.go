@@ -63,7 +63,7 @@ type Hub struct {
 	mu   sync.Mutex
 	subs map[*Subscription]struct{}
 	last event.ID    // position of the last dispatched batch; guarded by mu
-	lost []lostRange // stretches lost in log resets, newest last; guarded by mu
+	lost []lostRange // stretches lost in log resets and failovers, newest last; guarded by mu
 }
 
 // NewHub returns a hub over log. Call Run to start its reader.
@@ -121,6 +121,12 @@ func (h *Hub) Run(ctx context.Context) error {
 				h.reset(b.Last)
 			}
 			continue
+		}
+		if page.Gone {
+			// The reader's own position, which it read, is no longer in the log: a failover lost
+			// it and what followed it up to the page's first entry. Whoever resumes inside that
+			// stretch gets a resync (lostAt); live subscribers here have it all already.
+			h.vanished(page.Before, after, page.Events)
 		}
 		if !page.Bounds.Holds(after) || after.Less(page.Bounds.MaxDeleted) {
 			// What followed after is gone: the log restarted empty and was appended to before
@@ -201,6 +207,23 @@ func (h *Hub) reset(last event.ID) {
 	for s := range h.subs {
 		s.overflow.Store(true)
 		s.signal()
+	}
+}
+
+// vanished records the stretch (before, …] that the log lost around the reader's position after:
+// up to just before the first of events (the new log's), or after itself when there is none.
+func (h *Hub) vanished(before, after event.ID, events []*event.Event) {
+	hi := after
+	if len(events) > 0 && after.Less(events[0].ID.Prev()) {
+		hi = events[0].ID.Prev()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.opts.Logger.Warn("the log lost the reader's position (a failover?); subscribers resuming in the lost stretch will resync",
+		"position", after.String(), "lost_after", before.String(), "lost_to", hi.String())
+	h.lost = append(h.lost, lostRange{lo: before, hi: hi})
+	if len(h.lost) > maxLostRanges {
+		h.lost = h.lost[1:]
 	}
 }
 

@@ -53,6 +53,14 @@ type Page struct {
 	Next event.ID
 	// Bounds were read in the same atomic step as Events.
 	Bounds Bounds
+	// Gone reports that the read's position, although within Bounds and never deleted, is not in
+	// the log: the entry was lost, with whatever followed it up to the log's next entry, as when
+	// a replica that had not received the last writes took over (asynchronous replication).
+	// Before is then the last entry the log holds before the position, where the lost stretch
+	// begins. A log that cannot tell leaves Gone false; the hub acts on it only for its own
+	// reader's position, which it knows existed (a client may resume from any position).
+	Gone   bool
+	Before event.ID
 }
 
 // Log is the capped, durable event log. Implementations are safe for concurrent use.

@@ -66,7 +66,7 @@ func rateLimiters(cfg config, client redis.UniversalClient) (connect, publish li
 		case rate.Off():
 			return nil
 		case client != nil:
-			return store.NewRedisRateLimiter(client, cfg.StreamKey+":ratelimit:"+name, rate)
+			return store.NewRedisRateLimiter(client, redisKeys(cfg).Prefix+"ratelimit:"+name, rate)
 		default:
 			return store.NewMemoryRateLimiter(name, rate)
 		}

@@ -15,31 +15,35 @@ import (
 
 // config is the process configuration, from EVENTGATE_* variables overridden by flags.
 type config struct {
-	Addr             string
-	MetricsAddr      string
-	DebugAddr        string
-	RedisURL         string
-	StreamKey        string
-	Retention        int
-	Heartbeat        time.Duration
-	Retry            time.Duration
-	WriteTimeout     time.Duration
-	ShutdownGrace    time.Duration
-	MaxEventBytes    int
-	MaxBodyBytes     int
-	BodyTimeout      time.Duration
-	MaxRequestsPerIP int
-	SubscriberBuffer int
-	TrustedProxies   []string
-	AllowedOrigins   []string
-	MaxConns         int
-	MaxConnsPerIP    int
-	MaxTopics        int
-	LeaseTTL         time.Duration
-	JobStateTTL      time.Duration
-	LogFormat        string
-	LogLevel         string
-	Catalogue        string // EVENTGATE_CATALOGUE (cmd/eventgate/catalogue.go)
+	Addr        string
+	MetricsAddr string
+	DebugAddr   string
+	RedisURL    string
+	// Redis Cluster and replica acknowledgements (cmd/eventgate/redis_cluster.go).
+	RedisCluster      bool
+	RedisWaitReplicas int
+	RedisWaitTimeout  time.Duration
+	StreamKey         string
+	Retention         int
+	Heartbeat         time.Duration
+	Retry             time.Duration
+	WriteTimeout      time.Duration
+	ShutdownGrace     time.Duration
+	MaxEventBytes     int
+	MaxBodyBytes      int
+	BodyTimeout       time.Duration
+	MaxRequestsPerIP  int
+	SubscriberBuffer  int
+	TrustedProxies    []string
+	AllowedOrigins    []string
+	MaxConns          int
+	MaxConnsPerIP     int
+	MaxTopics         int
+	LeaseTTL          time.Duration
+	JobStateTTL       time.Duration
+	LogFormat         string
+	LogLevel          string
+	Catalogue         string // EVENTGATE_CATALOGUE (cmd/eventgate/catalogue.go)
 
 	// Authentication and rate limits (cmd/eventgate/auth.go turns them into the verifier and
 	// limiters).
@@ -73,6 +77,9 @@ func (c *config) settings() []setting {
 		{"EVENTGATE_METRICS_ADDR", "", "separate listen address for /metrics (then not served on EVENTGATE_ADDR); empty = on EVENTGATE_ADDR", str(&c.MetricsAddr)},
 		{"EVENTGATE_DEBUG_ADDR", "", "listen address for Go's profiles (/debug/pprof/); keep it private; empty = off", str(&c.DebugAddr)},
 		{"EVENTGATE_REDIS_URL", "", "redis:// or rediss:// URL; empty = in-process store (not durable)", redisURL(&c.RedisURL)},
+		{"EVENTGATE_REDIS_CLUSTER", "false", "true: EVENTGATE_REDIS_URL names Redis Cluster nodes (redis://host:port?addr=host2:port2&addr=...)", boolean(&c.RedisCluster)},
+		{"EVENTGATE_REDIS_WAIT_REPLICAS", "0", "replicas that must acknowledge each publish (WAIT) before 201; fewer: 503, retry with the Idempotency-Key", intRange(&c.RedisWaitReplicas, 0, 64)},
+		{"EVENTGATE_REDIS_WAIT_TIMEOUT", "1s", "longest WAIT for EVENTGATE_REDIS_WAIT_REPLICAS per publish", duration(&c.RedisWaitTimeout, time.Millisecond)},
 		{"EVENTGATE_STREAM_KEY", "eventgate:events", "Redis Stream key of the log", nonEmpty(&c.StreamKey)},
 		{"EVENTGATE_RETENTION", "100000", "events kept in the log", intRange(&c.Retention, 1, 1<<31-1)},
 		{"EVENTGATE_HEARTBEAT", "15s", "SSE heartbeat / WebSocket ping interval (1s or more)", duration(&c.Heartbeat, time.Second)},

@@ -132,21 +132,14 @@ type backend struct {
 // openStore builds the Redis store when EVENTGATE_REDIS_URL is set, else the in-process ring.
 // A Redis that is down at start-up is not fatal: /readyz says 503 and the reader retries.
 func openStore(cfg config, logger *slog.Logger, onInvalid func(event.ID, error)) (backend, func(), error) {
+	if err := redisOnlySettings(cfg); err != nil {
+		return backend{}, nil, err
+	}
 	if cfg.RedisURL == "" {
 		return backend{name: "memory", log: store.NewMemory(cfg.Retention), receipts: store.NewMemoryReceipts(),
 			leases: store.NewMemoryLeases(), jobs: store.NewMemoryJobs(cfg.JobStateTTL), webhooks: store.NewMemoryWebhooks()}, func() {}, nil
 	}
-	redis.SetLogger(redisLogger{logger})
-	client, tail, err := redisClients(cfg.RedisURL)
-	if err != nil {
-		return backend{}, nil, err
-	}
-	log := store.NewRedis(client, tail, cfg.StreamKey, int64(cfg.Retention), store.RedisOptions{Logger: logger, OnInvalid: onInvalid})
-	closeAll := func() { _ = client.Close(); _ = tail.Close() }
-	leases := store.NewRedisLeases(client, cfg.StreamKey+":", cfg.LeaseTTL, logger)
-	return backend{name: "redis", durable: true, log: log, receipts: store.NewRedisReceipts(client, cfg.StreamKey+":"),
-		leases: leases, background: leases.Run, redis: client, jobs: store.NewRedisJobs(client, cfg.StreamKey+":", cfg.JobStateTTL),
-		webhooks: store.NewRedisWebhooks(client, cfg.StreamKey+":")}, closeAll, nil
+	return openRedis(cfg, logger, onInvalid)
 }
 
 // redisLogger sends go-redis's internal messages (dial failures, pool notices) to slog, so the
