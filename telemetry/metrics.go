@@ -29,18 +29,18 @@ import (
 type Metrics struct {
 	reg *prometheus.Registry
 
-	conns      map[Transport]*Connections
-	published  map[string]prometheus.Counter // by built-in type, resolved once
+	conns     map[Transport]*Connections
+	published map[string]prometheus.Counter // by built-in type, resolved once
 	// publishedByType counts the types a catalogue file adds (CatalogueTypes).
 	publishedByType *prometheus.CounterVec
-	dispatched prometheus.Counter
-	catchups   prometheus.Counter
-	resyncs    *prometheus.CounterVec
-	rejections *prometheus.CounterVec
-	limiterErr *prometheus.CounterVec
-	invalid    prometheus.Counter
-	storeErrs  *prometheus.CounterVec
-	httpDur    *prometheus.HistogramVec
+	dispatched      prometheus.Counter
+	catchups        prometheus.Counter
+	resyncs         *prometheus.CounterVec
+	rejections      *prometheus.CounterVec
+	limiterErr      *prometheus.CounterVec
+	invalid         prometheus.Counter
+	storeErrs       *prometheus.CounterVec
+	httpDur         *prometheus.HistogramVec
 
 	invalidMu   sync.Mutex
 	invalidLast event.ID // highest invalid entry counted; see InvalidEntry
