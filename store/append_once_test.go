@@ -35,4 +35,3 @@ func TestDiskAppendOnce(t *testing.T) {
 		}
 	}
 }
-
