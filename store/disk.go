@@ -108,6 +108,7 @@ type Disk struct {
 	logger *slog.Logger
 
 	reqs    chan *appendReq
+	staged  chan *staged // the appender's committed batches, for the syncer
 	closing chan struct{}
 	stopped chan struct{} // closed when the appender and janitor returned
 	once    sync.Once
@@ -129,6 +130,7 @@ type Disk struct {
 	ring   eventRing     // the newest events, for Tail
 	wake   chan struct{} // closed and replaced on every commit, waking Tail
 	closed bool
+	failed error // a write-ahead log sync failed: appends fail from then on
 
 	trimmed int64 // events trimmed since open, for metrics (guarded by mu)
 }
@@ -172,11 +174,13 @@ func OpenDisk(dir string, opts DiskOptions) (*Disk, error) {
 		return nil, err
 	}
 	d.reqs = make(chan *appendReq, 1024)
+	d.staged = make(chan *staged, maxStaged)
 	d.closing = make(chan struct{})
 	d.stopped = make(chan struct{})
 	d.wake = make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(d.appender)
+	wg.Go(d.syncer)
 	wg.Go(d.janitor)
 	go func() { wg.Wait(); close(d.stopped) }()
 	return d, nil
@@ -325,6 +329,9 @@ func (d *Disk) Ping(context.Context) error {
 	defer d.mu.Unlock()
 	if d.closed {
 		return fmt.Errorf("disk: %w: closed", streams.ErrUnavailable)
+	}
+	if d.failed != nil {
+		return fmt.Errorf("disk: %w: %w", streams.ErrUnavailable, d.failed)
 	}
 	return nil
 }

@@ -27,11 +27,19 @@ func (d *Disk) Append(ctx context.Context, drafts []event.Draft) ([]event.ID, er
 // Read returns up to limit events after after, with the bounds, both from one consistent view of
 // the database (a Pebble iterator sees the state of one moment). Records that cannot be decoded
 // are skipped and reported (DiskOptions.OnInvalid); Next moves past them.
+//
+// The view may include a batch the appender committed whose fsync has not finished: Read leaves
+// out events past the last synced one (and reports that as Last), so no reader ever sees an event
+// that a crash could still take back.
 func (d *Disk) Read(ctx context.Context, after event.ID, limit int) (streams.Page, error) {
 	page := streams.Page{Next: after}
 	if err := ctx.Err(); err != nil {
 		return page, err
 	}
+	d.mu.Lock()
+	syncedBounds := d.bounds
+	d.mu.Unlock()
+	synced := syncedBounds.Last
 	err := d.use("read", func(db *pebble.DB) error {
 		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixBounds}, UpperBound: []byte{prefixEvent + 1}})
 		if err != nil {
@@ -42,6 +50,15 @@ func (d *Disk) Read(ctx context.Context, after event.ID, limit int) (streams.Pag
 			b, err := decodeBounds(it.Value())
 			if err != nil {
 				return err
+			}
+			switch {
+			case synced.Less(b.First):
+				// Every event in view is unsynced (a staged batch trimmed the rest): the
+				// synced state is the answer, with no events.
+				page.Bounds = syncedBounds.public()
+				return it.Error()
+			case synced.Less(b.Last):
+				b.Last = synced
 			}
 			page.Bounds = b.public()
 		}
@@ -56,6 +73,9 @@ func (d *Disk) Read(ctx context.Context, after event.ID, limit int) (streams.Pag
 			}
 			if !after.Less(id) {
 				continue
+			}
+			if synced.Less(id) {
+				break
 			}
 			page.Next = id
 			ev, err := decodeRecord(it.Key(), it.Value())

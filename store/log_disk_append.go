@@ -65,15 +65,32 @@ func (d *Disk) submit(ctx context.Context, r *appendReq) appendResult {
 	}
 }
 
+// maxStaged bounds the batches committed but not yet synced.
+const maxStaged = 8
+
+// staged is a batch the appender committed to Pebble without waiting for the fsync: visible to
+// the appender's own reads, but not yet published to the ring nor answered.
+type staged struct {
+	reqs    []*appendReq
+	results []appendResult
+	events  []*event.Event // the events written (the batch's own trimmed ones left out)
+	bounds  diskBounds     // the bounds after the batch
+	trimmed int64
+}
+
 // appender is the only writer of the log. It takes the first queued request, then everything
-// else queued (up to maxCommitBytes), and commits them in one synced batch: while one commit
-// waits for its fsync, the next requests queue up, so concurrent publishers share fsyncs.
+// else queued (up to maxCommitBytes), and commits them in one Pebble batch without waiting for
+// the fsync; the syncer then syncs the write-ahead log once for every batch committed meanwhile.
+// While one fsync runs, new requests are committed behind it, so concurrent publishers share
+// fsyncs and the appender never waits for the disk (up to maxStaged batches).
 func (d *Disk) appender() {
-	batch := make([]*appendReq, 0, 64)
+	defer close(d.staged)
+	cur := d.bounds // the bounds including staged batches; only this goroutine changes them
 	for {
+		var batch []*appendReq
 		select {
 		case r := <-d.reqs:
-			batch = append(batch[:0], r)
+			batch = append(make([]*appendReq, 0, 16), r)
 		case <-d.closing:
 			for {
 				select {
@@ -95,49 +112,130 @@ func (d *Disk) appender() {
 				break more
 			}
 		}
-		d.commit(batch)
-		clear(batch)
+		d.staged <- d.stage(batch, &cur)
 	}
 }
 
-// commit appends the requests of one group in one synced Pebble batch, with their receipts and
-// the new bounds, trimming the oldest events when the log is over its retention. Only after the
-// commit are the ring and the in-memory bounds updated and the callers answered.
-func (d *Disk) commit(batch []*appendReq) {
+// syncer makes staged batches durable: one synced write-ahead log record covers every batch
+// committed before it (the log is written in commit order). Then it publishes their events to
+// the ring and the bounds, in order, and answers their callers: nothing is visible to the hub,
+// and no caller hears of success, before it is on disk.
+func (d *Disk) syncer() {
+	for s := range d.staged {
+		group := []*staged{s}
+	more:
+		for {
+			select {
+			case s, ok := <-d.staged:
+				if !ok {
+					break more
+				}
+				group = append(group, s)
+			default:
+				break more
+			}
+		}
+		start := time.Now()
+		err := d.db.LogData(nil, pebble.Sync)
+		if err != nil {
+			d.fail(err)
+		} else {
+			d.publish(group, time.Since(start))
+		}
+		for _, s := range group {
+			if err != nil {
+				for i := range s.results {
+					if s.results[i].err == nil {
+						s.results[i] = appendResult{err: diskFail(context.Background(), "append sync", err)}
+					}
+				}
+			}
+			d.answer(s.reqs, s.results)
+		}
+	}
+}
+
+// fail records a write-ahead log failure: from then on every append fails and Ping reports it
+// (the process should be restarted; the log on disk is whatever was synced).
+func (d *Disk) fail(err error) {
+	d.logger.Error("disk store: syncing the write-ahead log failed; appends fail from now on", "err", err)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.failed == nil {
+		d.failed = err
+	}
+}
+
+// publish moves the ring and the bounds past the synced group and wakes Tail.
+func (d *Disk) publish(group []*staged, took time.Duration) {
+	n := 0
+	d.mu.Lock()
+	for _, s := range group {
+		if s.events == nil && s.trimmed == 0 {
+			continue
+		}
+		d.bounds = s.bounds
+		for _, e := range s.events {
+			d.ring.push(e)
+		}
+		d.ring.dropBefore(s.bounds.First)
+		d.trimmed += s.trimmed
+		n += len(s.events)
+	}
+	close(d.wake)
+	d.wake = make(chan struct{})
+	d.mu.Unlock()
+	if d.opts.OnCommit != nil {
+		d.opts.OnCommit(took, n)
+	}
+}
+
+// stage builds one batch for the requests: their events with IDs after cur.Last, their receipts,
+// the trimming the retention asks for and the new bounds, and commits it without a sync. cur
+// moves on when the commit succeeded.
+func (d *Disk) stage(batch []*appendReq, cur *diskBounds) *staged {
+	s := &staged{reqs: batch, results: make([]appendResult, len(batch))}
+	d.mu.Lock()
+	failed := d.failed
+	d.mu.Unlock()
+	if failed != nil {
+		for i := range s.results {
+			s.results[i].err = diskFail(context.Background(), "append", failed)
+		}
+		return s
+	}
 	d.receiptsMu.Lock()
 	defer d.receiptsMu.Unlock()
-	d.mu.Lock()
-	old := d.bounds
-	d.mu.Unlock()
+	old := *cur
 	b := old
 	now := time.Now()
 	ms := uint64(now.UnixMilli())
 	wb := d.db.NewBatch()
 	defer wb.Close()
-
-	results := make([]appendResult, len(batch))
 	var events []*event.Event
 	written := map[string]bool{} // keys whose receipt this batch writes
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
-			results[i].err = fmt.Errorf("disk append: %w", err)
+			s.results[i].err = fmt.Errorf("disk append: %w", err)
 			continue
 		}
 		if r.key != "" {
 			if written[r.key] {
-				results[i].err = errSameBatch // answered with the first request's receipt
+				s.results[i].err = errSameBatch // answered with the first request's receipt
 				continue
 			}
+			// A receipt of a batch staged but not yet synced is seen here too; the answer
+			// waits for that sync all the same (answers go out in order).
 			prior, found, err := d.getReceipt(r.key, now)
 			switch {
 			case err != nil:
-				results[i].err = diskFail(r.ctx, "receipt lookup", err)
+				s.results[i].err = diskFail(r.ctx, "receipt lookup", err)
 				continue
 			case found && len(prior) == 0:
-				results[i].err = fmt.Errorf("disk append with receipt: %w", streams.ErrKeyInFlight)
+				s.results[i].err = fmt.Errorf("disk append with receipt: %w", streams.ErrKeyInFlight)
 				continue
 			case found:
-				results[i].prior = prior
+				s.results[i].prior = prior
 				continue
 			}
 		}
@@ -154,25 +252,15 @@ func (d *Disk) commit(batch []*appendReq) {
 			b.First = ids[0]
 		}
 		b.Count += int64(len(ids))
-		results[i].ids = ids
+		s.results[i].ids = ids
 		if r.key != "" {
 			written[r.key] = true
 			putReceipt(wb, r.key, streams.ReceiptBody(ids), now.Add(r.ttl))
 		}
 	}
-	if len(events) > 0 {
-		d.write(wb, batch, results, events, old, b)
+	if len(events) == 0 {
+		return s
 	}
-	d.answer(batch, results)
-}
-
-// errSameBatch marks a request whose key an earlier request of the same batch wrote: it gets
-// that request's receipt.
-var errSameBatch = errors.New("key written earlier in the batch")
-
-// write trims, writes events and bounds, commits with fsync and publishes the result to the ring.
-// On failure every appending request of the batch gets the error.
-func (d *Disk) write(wb *pebble.Batch, batch []*appendReq, results []appendResult, events []*event.Event, old, b diskBounds) {
 	skip, trimmed, err := d.trim(wb, events, old, &b)
 	if err == nil {
 		for _, e := range events[skip:] {
@@ -184,33 +272,29 @@ func (d *Disk) write(wb *pebble.Batch, batch []*appendReq, results []appendResul
 	if err == nil {
 		err = wb.Set([]byte{prefixBounds}, encodeBounds(b), nil)
 	}
-	start := time.Now()
 	if err == nil {
-		err = wb.Commit(pebble.Sync)
+		err = wb.Commit(pebble.NoSync)
 	}
 	if err != nil {
 		d.logger.Error("disk store commit failed", "err", err)
-		for i := range results {
-			if results[i].ids != nil || errors.Is(results[i].err, errSameBatch) {
-				results[i] = appendResult{err: diskFail(context.Background(), "append", err)}
+		for i := range s.results {
+			if s.results[i].ids != nil || errors.Is(s.results[i].err, errSameBatch) {
+				s.results[i] = appendResult{err: diskFail(context.Background(), "append", err)}
 			}
 		}
-		return
+		return s
 	}
-	if d.opts.OnCommit != nil {
-		d.opts.OnCommit(time.Since(start), len(events))
+	*cur = b
+	s.events, s.bounds, s.trimmed = events[skip:], b, trimmed
+	if s.events == nil {
+		s.events = []*event.Event{}
 	}
-	d.mu.Lock()
-	d.bounds = b
-	for _, e := range events[skip:] {
-		d.ring.push(e)
-	}
-	d.ring.dropBefore(b.First)
-	d.trimmed += trimmed
-	close(d.wake)
-	d.wake = make(chan struct{})
-	d.mu.Unlock()
+	return s
 }
+
+// errSameBatch marks a request whose key an earlier request of the same batch wrote: it gets
+// that request's receipt.
+var errSameBatch = errors.New("key written earlier in the batch")
 
 // answer replies to every request; a repeat of a key written earlier in the batch gets the
 // receipt of the first.

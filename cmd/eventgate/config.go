@@ -19,6 +19,7 @@ type config struct {
 	MetricsAddr      string
 	DebugAddr        string
 	RedisURL         string
+	DataDir          string
 	StreamKey        string
 	Retention        int
 	Heartbeat        time.Duration
@@ -70,7 +71,8 @@ func (c *config) settings() []setting {
 		{"EVENTGATE_ADDR", ":8080", "listen address", str(&c.Addr)},
 		{"EVENTGATE_METRICS_ADDR", "", "separate listen address for /metrics (then not served on EVENTGATE_ADDR); empty = on EVENTGATE_ADDR", str(&c.MetricsAddr)},
 		{"EVENTGATE_DEBUG_ADDR", "", "listen address for Go's profiles (/debug/pprof/); keep it private; empty = off", str(&c.DebugAddr)},
-		{"EVENTGATE_REDIS_URL", "", "redis:// or rediss:// URL; empty = in-process store (not durable)", redisURL(&c.RedisURL)},
+		{"EVENTGATE_REDIS_URL", "", "redis:// or rediss:// URL; empty = the on-disk store in EVENTGATE_DATA_DIR, or with neither the in-process store (not durable)", redisURL(&c.RedisURL)},
+		{"EVENTGATE_DATA_DIR", "", "folder of the on-disk store (one process per folder) when EVENTGATE_REDIS_URL is empty; empty = in-process store (not durable)", str(&c.DataDir)},
 		{"EVENTGATE_STREAM_KEY", "eventgate:events", "Redis Stream key of the log", nonEmpty(&c.StreamKey)},
 		{"EVENTGATE_RETENTION", "100000", "events kept in the log", intRange(&c.Retention, 1, 1<<31-1)},
 		{"EVENTGATE_HEARTBEAT", "15s", "SSE heartbeat / WebSocket ping interval (1s or more)", duration(&c.Heartbeat, time.Second)},

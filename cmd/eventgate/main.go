@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventgate/eventgate/event"
@@ -77,10 +78,11 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	metrics := handlers.NewMetrics()
 	backend, closeBackend, err := openStore(cfg, logger, metrics.InvalidEntry)
 	if err != nil {
-		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_REDIS_URL: %v\n", err)
+		fmt.Fprintf(stderr, "eventgate: %v\n", err)
 		return 2
 	}
 	defer closeBackend()
+	metrics.Registry().MustRegister(backend.collectors...)
 	connectLimiter, publishLimiter := rateLimiters(cfg, backend.redis)
 
 	hub := streams.NewHub(backend.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Logger: logger, Observer: metrics, Resync: jobs.ResyncQueue(backend.jobs)})
@@ -164,7 +166,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	logger.Info("eventgate listening", "addr", ln.Addr().String(), "store", backend.name, "durable", backend.durable)
 	if !backend.durable {
-		logger.Warn("no EVENTGATE_REDIS_URL: using the in-process store; events are lost on restart")
+		logger.Warn("no EVENTGATE_REDIS_URL or EVENTGATE_DATA_DIR: using the in-process store; events are lost on restart")
 	}
 
 	select {
@@ -218,11 +220,17 @@ type backend struct {
 	background func(context.Context)
 	// redis is the shared Redis client (rate limiters); nil on the in-process store.
 	redis redis.UniversalClient
+	// collectors are the store's own metrics (disk.go).
+	collectors []prometheus.Collector
 }
 
-// openStore builds the Redis store when EVENTGATE_REDIS_URL is set, else the in-process ring.
+// openStore builds the Redis store when EVENTGATE_REDIS_URL is set (EVENTGATE_DATA_DIR is then
+// ignored), else the on-disk store when EVENTGATE_DATA_DIR is set, else the in-process ring.
 // A Redis that is down at start-up is not fatal: /readyz says 503 and the reader retries.
 func openStore(cfg config, logger *slog.Logger, onInvalid func(event.ID, error)) (backend, func(), error) {
+	if cfg.RedisURL == "" && cfg.DataDir != "" {
+		return openDiskStore(cfg, logger, onInvalid)
+	}
 	if cfg.RedisURL == "" {
 		return backend{name: "memory", log: store.NewMemory(cfg.Retention), receipts: store.NewMemoryReceipts(),
 			leases: store.NewMemoryLeases(), jobs: store.NewMemoryJobs(cfg.JobStateTTL), webhooks: store.NewMemoryWebhooks()}, func() {}, nil
@@ -230,8 +238,9 @@ func openStore(cfg config, logger *slog.Logger, onInvalid func(event.ID, error))
 	redis.SetLogger(redisLogger{logger})
 	client, tail, err := redisClients(cfg.RedisURL)
 	if err != nil {
-		return backend{}, nil, err
+		return backend{}, nil, fmt.Errorf("invalid configuration: EVENTGATE_REDIS_URL: %w", err)
 	}
+	warnDataDirIgnored(cfg, logger)
 	log := store.NewRedis(client, tail, cfg.StreamKey, int64(cfg.Retention), store.RedisOptions{Logger: logger, OnInvalid: onInvalid})
 	closeAll := func() { _ = client.Close(); _ = tail.Close() }
 	leases := store.NewRedisLeases(client, cfg.StreamKey+":", cfg.LeaseTTL, logger)
