@@ -19,10 +19,11 @@ var _ jobs.Store = (*DiskJobs)(nil)
 // DiskJobs keeps folded job and queue state in a disk store, each job for ttl after its last
 // update. Safe for concurrent use.
 //
-// State writes are not synced one by one (the projector folds every job event); SetCursor is.
-// Pebble's write-ahead log is written in commit order and a sync covers everything before it, so
-// whatever the cursor says was folded is on disk with it; a crash loses at most the state folded
-// after the last cursor, which the projector folds again from the log.
+// Writes are not synced (the projector folds every job event: an fsync each would compete with
+// the log's). Pebble's write-ahead log is written in commit order and recovered as a prefix, so a
+// cursor that survives a crash has every state written before it; a crash loses at most what was
+// folded after the last cursor on disk, which the projector folds again from the log. The log's
+// own syncs make them durable soon after.
 type DiskJobs struct {
 	d   *Disk
 	ttl time.Duration
@@ -175,8 +176,7 @@ func jobsCursor(db *pebble.DB) (event.ID, error) {
 	return id, nil
 }
 
-// SetCursor records the folded position (never moving it back), synced: with it, every state
-// written before it is on disk.
+// SetCursor records the folded position (never moving it back); not synced (see DiskJobs).
 func (j *DiskJobs) SetCursor(ctx context.Context, id event.ID) error {
 	j.d.jobsMu.Lock()
 	defer j.d.jobsMu.Unlock()
@@ -185,7 +185,7 @@ func (j *DiskJobs) SetCursor(ctx context.Context, id event.ID) error {
 		if err != nil || !cur.Less(id) {
 			return err
 		}
-		return db.Set([]byte{prefixJobsCursor}, appendID(nil, id), pebble.Sync)
+		return db.Set([]byte{prefixJobsCursor}, appendID(nil, id), pebble.NoSync)
 	})
 	if err != nil {
 		return diskFail(ctx, "jobs cursor write", err)

@@ -21,8 +21,12 @@ var _ webhooks.Store = (*DiskWebhooks)(nil)
 // DiskWebhooks keeps webhook endpoints and their delivery state (cursor, retries, delivery log)
 // in a disk store, so that deliveries continue after a restart. Leases stay in process: one
 // process owns the folder, and they expire as in Redis so the dispatcher runs the same code.
-// Changes of endpoints, cursors and retries are synced; claims' hold times and delivery records
-// are not (after a crash a retry is claimable at once, and the newest records may be missing).
+// Registry changes (create, enable, delete) are synced: the API answered them. Delivery state
+// (cursor, retries, claims, delivery records) is not: an fsync per delivery would compete with
+// the log's. Pebble's write-ahead log is written in commit order and recovered as a prefix, so a
+// cursor that survives a crash has the retries queued before it; a crash can only move the
+// cursor back (events delivered again: at-least-once, receivers dedupe by webhook-id) or bring
+// back a completed retry. The log's syncs make them durable soon after.
 // Safe for concurrent use: changes are serialised by one mutex.
 type DiskWebhooks struct{ d *Disk }
 
@@ -78,12 +82,12 @@ func (w *DiskWebhooks) get(db *pebble.DB, id string) (diskHook, error) {
 	return h, nil
 }
 
-func (w *DiskWebhooks) put(db *pebble.DB, h diskHook) error {
+func (w *DiskWebhooks) put(db *pebble.DB, h diskHook, sync *pebble.WriteOptions) error {
 	raw, err := json.Marshal(h)
 	if err != nil {
 		return err
 	}
-	return db.Set(hookKey(h.Hook.ID), raw, pebble.Sync)
+	return db.Set(hookKey(h.Hook.ID), raw, sync)
 }
 
 // all returns every endpoint, oldest first.
@@ -144,7 +148,7 @@ func (w *DiskWebhooks) CreateWebhook(ctx context.Context, h webhooks.Webhook, cu
 			w.d.hooks.seq = max(w.d.hooks.seq, o.Seq)
 		}
 		w.d.hooks.seq++
-		return w.put(db, diskHook{Hook: copyHook(h), Cursor: cursor, Seq: w.d.hooks.seq})
+		return w.put(db, diskHook{Hook: copyHook(h), Cursor: cursor, Seq: w.d.hooks.seq}, pebble.Sync)
 	})
 }
 
@@ -183,7 +187,7 @@ func (w *DiskWebhooks) SetWebhookEnabled(ctx context.Context, id string, enabled
 			dh.Hook.DisabledReason = reason
 		}
 		h = dh.Hook
-		return w.put(db, dh)
+		return w.put(db, dh, pebble.Sync)
 	})
 	return h, err
 }
@@ -267,7 +271,7 @@ func (w *DiskWebhooks) AdvanceWebhookCursor(ctx context.Context, id, owner strin
 			return err
 		}
 		h.Cursor = to
-		return w.put(db, h)
+		return w.put(db, h, pebble.NoSync)
 	})
 }
 
@@ -283,7 +287,7 @@ func (w *DiskWebhooks) ScheduleRetry(ctx context.Context, id, owner string, r we
 		if err != nil {
 			return err
 		}
-		return db.Set(retryKey(id, r.EventID), raw, pebble.Sync)
+		return db.Set(retryKey(id, r.EventID), raw, pebble.NoSync)
 	})
 }
 
@@ -341,7 +345,7 @@ func (w *DiskWebhooks) CompleteRetry(ctx context.Context, id, owner string, ev e
 		if _, err := w.owned(db, id, owner); err != nil {
 			return err
 		}
-		return db.Delete(retryKey(id, ev), pebble.Sync)
+		return db.Delete(retryKey(id, ev), pebble.NoSync)
 	})
 }
 
