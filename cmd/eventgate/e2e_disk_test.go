@@ -291,4 +291,32 @@ func TestE2EDiskRetentionAfterRestart(t *testing.T) {
 	if r.Oldest != held[0] {
 		t.Fatalf("resync oldest %s, want %s", r.Oldest, held[0])
 	}
+	// The store's metrics: its size, its commits, what the retention trimmed (here, since the
+	// restart: 40 + 80 − the ≤ 55 held).
+	_, _, raw := doRequest(t, http.MethodGet, b.URL()+"/metrics", "", nil)
+	for _, want := range []struct {
+		series string
+		least  float64
+	}{
+		{"eventgate_disk_bytes", 1},
+		{"eventgate_disk_commit_seconds_count", 4},
+		{"eventgate_disk_trimmed_events_total", 65},
+	} {
+		if v := metricValue(string(raw), want.series); v < want.least {
+			t.Errorf("%s = %v, want at least %v", want.series, v, want.least)
+		}
+	}
+}
+
+// metricValue returns the value of an unlabelled series in a /metrics text (-1 if absent).
+func metricValue(text, series string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
