@@ -195,18 +195,14 @@ func TestE2EDiskJobsAndWebhooksSurvive(t *testing.T) {
 	r.waitDelivered(t, ids, hookWait)
 }
 
-// TestE2EDiskSecondProcessRefused: a second eventgate on the same folder exits at once with one
-// line naming EVENTGATE_DATA_DIR; the first keeps serving.
-func TestE2EDiskSecondProcessRefused(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	a := startServer(t, diskEnv(dir, nil))
-	full := diskEnv(dir, map[string]string{"EVENTGATE_ADDR": freeAddr(t), "EVENTGATE_AUTH": "none", "EVENTGATE_LOG_FORMAT": "json"})
+// refusedStart runs eventgate on the data folder dir and requires it to exit at once with a
+// non-zero code and exactly one line naming EVENTGATE_DATA_DIR, which it returns.
+func refusedStart(t *testing.T, dir string) string {
+	t.Helper()
 	cmd := exec.Command(binPath)
-	cmd.Env = processEnv(full)
+	cmd.Env = processEnv(diskEnv(dir, map[string]string{"EVENTGATE_ADDR": freeAddr(t), "EVENTGATE_AUTH": "none"}))
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
-	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -215,23 +211,65 @@ func TestE2EDiskSecondProcessRefused(t *testing.T) {
 	select {
 	case err := <-done:
 		if err == nil {
-			t.Fatalf("the second process exited 0; stderr:\n%s", stderr.String())
+			t.Fatalf("eventgate exited 0; stderr:\n%s", stderr.String())
 		}
 	case <-time.After(startTimeout):
 		_ = cmd.Process.Kill()
 		<-done
-		t.Fatalf("the second process still runs after %s; stderr:\n%s", startTimeout, stderr.String())
+		t.Fatalf("eventgate still runs after %s; stderr:\n%s", startTimeout, stderr.String())
 	}
-	var refusal []string
+	var lines []string
 	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
 		if strings.Contains(line, "EVENTGATE_DATA_DIR") {
-			refusal = append(refusal, line)
+			lines = append(lines, line)
 		}
 	}
-	if len(refusal) != 1 || !strings.HasPrefix(refusal[0], "eventgate: EVENTGATE_DATA_DIR="+dir) {
-		t.Fatalf("stderr of the refused process (after %s):\n%s\nwant one line naming EVENTGATE_DATA_DIR", time.Since(start), stderr.String())
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "eventgate: EVENTGATE_DATA_DIR="+dir) {
+		t.Fatalf("stderr:\n%s\nwant one line naming EVENTGATE_DATA_DIR=%s", stderr.String(), dir)
+	}
+	return lines[0]
+}
+
+// TestE2EDiskSecondProcessRefused: a second eventgate on the same folder exits at once with one
+// line naming EVENTGATE_DATA_DIR; the first keeps serving.
+func TestE2EDiskSecondProcessRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a := startServer(t, diskEnv(dir, nil))
+	if line := refusedStart(t, dir); !strings.Contains(line, "in use") {
+		t.Fatalf("refusal %q does not say the folder is in use", line)
 	}
 	mustPublish(t, a.URL(), jobProgress(jobA, 5), 1)
+}
+
+// TestE2EDiskUnreadableFolder: a folder that is not a readable store stops start-up with one line
+// naming the variable and the file, and how to start over; nothing is created in it.
+func TestE2EDiskUnreadableFolder(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		setup func(dir string) error
+		want  string
+	}{
+		{"foreign files", func(dir string) error { return os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o600) }, "notes.txt"},
+		{"corrupt marker", func(dir string) error { return os.WriteFile(filepath.Join(dir, "EVENTGATE"), []byte("{"), 0o600) }, "EVENTGATE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			if err := tc.setup(dir); err != nil {
+				t.Fatal(err)
+			}
+			line := refusedStart(t, dir)
+			if !strings.Contains(line, tc.want) || !strings.Contains(line, "move the folder away") {
+				t.Fatalf("refusal %q: want it to name %s and say how to start over", line, tc.want)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) > 2 { // the file and Pebble's LOCK
+				t.Fatalf("the refused start left %d entries in the folder", len(entries))
+			}
+		})
+	}
 }
 
 // TestE2EDiskWipedFolderGivesResync: a restart on the folder resumes without resync; after the
