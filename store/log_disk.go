@@ -150,7 +150,7 @@ func (d *Disk) tailLocked(after event.ID, limit int) (streams.Page, bool) {
 	p := streams.Page{Next: after, Bounds: d.bounds.public()}
 	r := &d.ring
 	if r.n == 0 {
-		return p, d.bounds.Count == 0
+		return p, true // nothing valid appended: the next append wakes the reader
 	}
 	if oldest := r.at(0).ID; oldest != d.bounds.First && after.Less(oldest.Prev()) {
 		return p, false

@@ -130,6 +130,9 @@ var errHookExists = errors.New("webhook exists")
 
 // CreateWebhook stores h with its cursor, unless limit > 0 endpoints exist already.
 func (w *DiskWebhooks) CreateWebhook(ctx context.Context, h webhooks.Webhook, cursor event.ID, limit int) error {
+	if h.ID == "" || len(h.ID) > 255 { // hookPart stores the length in a byte
+		return fmt.Errorf("disk webhook create: id of %d bytes, want 1 to 255", len(h.ID))
+	}
 	return w.do(ctx, "webhook create", true, func(db *pebble.DB) error {
 		if _, err := w.get(db, h.ID); !errors.Is(err, webhooks.ErrNotFound) {
 			if err != nil {

@@ -31,15 +31,27 @@ func diskEnv(dir string, extra map[string]string) map[string]string {
 // allHistory pages through GET /api/v1/events from the oldest event and returns every id.
 func allHistory(t *testing.T, base string) []string {
 	t.Helper()
-	var ids []string
+	evs := allEvents(t, base)
+	ids := make([]string, len(evs))
+	for i, e := range evs {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
+// allEvents pages through GET /api/v1/events from the oldest event and returns every event.
+func allEvents(t *testing.T, base string) []envelope {
+	t.Helper()
+	var out []envelope
 	for after := "0"; ; {
 		p := history(t, base, "limit=1000&after="+after)
-		page := historyIDs(t, p)
-		if len(page) == 0 {
-			return ids
+		if len(p.Events) == 0 {
+			return out
 		}
-		ids = append(ids, page...)
-		after = page[len(page)-1]
+		for _, raw := range p.Events {
+			out = append(out, decodeEnvelope(t, string(raw)))
+		}
+		after = out[len(out)-1].ID
 	}
 }
 
@@ -55,18 +67,23 @@ func TestE2EDiskSIGKILLDuringPublishing(t *testing.T) {
 	st := openStream(t, a.URL()+"/api/v1/stream?topic=*", nil)
 
 	var (
-		mu    sync.Mutex
-		acked []string
-		total atomic.Int32
-		wg    sync.WaitGroup
+		mu      sync.Mutex
+		acked   []string
+		batches = map[string]int{} // job id → events, of every batch sent (acknowledged or not)
+		total   atomic.Int32
+		wg      sync.WaitGroup
 	)
 	killed := make(chan struct{})
 	for c := range clients {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				body := jobProgress(jobA, (c*7+i)%101)
-				if i%3 == 0 {
-					body = progressBatch(newUUID(), 1+i%4) // batches too: all of one or none
+				if i%3 == 0 { // batches too, each of its own job: all of one or none
+					job, n := newUUID(), 2+i%4
+					mu.Lock()
+					batches[job] = n
+					mu.Unlock()
+					body = progressBatch(job, n)
 				}
 				req, _ := http.NewRequest(http.MethodPost, a.URL()+"/api/v1/events", strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
@@ -108,8 +125,21 @@ func TestE2EDiskSIGKILLDuringPublishing(t *testing.T) {
 	}
 
 	b := startServer(t, diskEnv(dir, nil))
-	held := allHistory(t, b.URL())
+	evs := allEvents(t, b.URL())
+	held := make([]string, len(evs))
+	perJob := map[string]int{}
+	for i, e := range evs {
+		held[i] = e.ID
+		var d struct{ JobID string `json:"job_id"` }
+		_ = json.Unmarshal(e.Data, &d)
+		perJob[d.JobID]++
+	}
 	requireIncreasing(t, held) // in order, nothing twice
+	for job, n := range batches {
+		if got := perJob[job]; got != 0 && got != n {
+			t.Fatalf("a batch of %d events is held in part after SIGKILL: %d of them", n, got)
+		}
+	}
 	index := make(map[string]int, len(held))
 	for i, id := range held {
 		index[id] = i
