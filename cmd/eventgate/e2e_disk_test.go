@@ -130,7 +130,9 @@ func TestE2EDiskSIGKILLDuringPublishing(t *testing.T) {
 	perJob := map[string]int{}
 	for i, e := range evs {
 		held[i] = e.ID
-		var d struct{ JobID string `json:"job_id"` }
+		var d struct {
+			JobID string `json:"job_id"`
+		}
 		_ = json.Unmarshal(e.Data, &d)
 		perJob[d.JobID]++
 	}
