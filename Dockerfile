@@ -3,7 +3,8 @@
 # and run: `go build ./cmd/eventgate`, configured only through EVENTGATE_* variables.
 #
 #   docker build -t eventgate .
-#   docker run --rm -p 8080:8080 -e EVENTGATE_REDIS_URL=redis://redis:6379/0 eventgate
+#   docker run -p 8080:8080 -v eventgate-data:/var/lib/eventgate eventgate      # one instance, log on the volume
+#   docker run --rm -p 8080:8080 -e EVENTGATE_REDIS_URL=redis://redis:6379/0 eventgate   # several, on Redis
 
 ARG GO_VERSION=1.26.8
 
@@ -20,11 +21,17 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin eventgate
+ && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin eventgate \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/eventgate
 COPY --from=build /out/eventgate /usr/local/bin/eventgate
 USER 10001:10001
+# The log, idempotency receipts, job state and webhooks live in EVENTGATE_DATA_DIR (one process
+# per folder) unless EVENTGATE_REDIS_URL is set, which wins. Mount a volume there to keep them
+# across container restarts (docs/storage.md); without one, Docker keeps an anonymous volume.
 ENV EVENTGATE_ADDR=:8080 \
-    EVENTGATE_LOG_FORMAT=json
+    EVENTGATE_LOG_FORMAT=json \
+    EVENTGATE_DATA_DIR=/var/lib/eventgate
+VOLUME ["/var/lib/eventgate"]
 EXPOSE 8080
 # Liveness, not readiness: a Redis outage makes /readyz 503 but restarting eventgate would not
 # help (it resumes by itself when Redis returns).

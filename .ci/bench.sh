@@ -14,4 +14,8 @@ trap '[ -z "${EVENTGATE_TEST_REDIS_PIDFILE:-}" ] || bash .ci/redis.sh stop "$EVE
 # Core, framing and store micro-benchmarks.
 go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-2s}" ./streams/ ./handlers/ ./store/
 # Loopback load against the real binary: memory per idle connection, broadcast latency.
-go test -run '^$' -bench . -benchtime 1x -timeout 30m ./cmd/eventgate/
+go test -run '^$' -bench 'IdleConnections|Broadcast' -benchtime 1x -timeout 30m ./cmd/eventgate/
+# The on-disk store through the binary: 16 publishing clients (acknowledged = fsync'd), start-up
+# on a full log (docs/storage.md).
+go test -run '^$' -bench 'DiskPublish16' -benchtime 30000x -timeout 10m ./cmd/eventgate/
+go test -run '^$' -bench 'DiskStartup' -benchtime 3x -timeout 10m ./cmd/eventgate/

@@ -23,3 +23,7 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 20m ./...
+# The in-process store's store-agnostic end-to-end tests once more on the on-disk store: their
+# servers get an EVENTGATE_DATA_DIR (cmd/eventgate/e2e_helpers_test.go, EVENTGATE_TEST_STORE).
+EVENTGATE_TEST_STORE=disk go test -race -count=1 -timeout 10m \
+	-run 'TestE2E(StreamHeaders|PublishDelivered|Batch|ResumeAfterDisconnect|SinceZeroAndLive|Filters|HistoryPaging|ErrorsAndIdempotency|ShutdownEndsStreams|Webhooks$|CLI)' ./cmd/eventgate/

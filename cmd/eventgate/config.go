@@ -19,6 +19,7 @@ type config struct {
 	MetricsAddr string
 	DebugAddr   string
 	RedisURL    string
+	DataDir     string // EVENTGATE_DATA_DIR (cmd/eventgate/disk.go)
 	// Redis Cluster and replica acknowledgements (cmd/eventgate/redis_cluster.go).
 	RedisCluster      bool
 	RedisWaitReplicas int
@@ -76,7 +77,8 @@ func (c *config) settings() []setting {
 		{"EVENTGATE_ADDR", ":8080", "listen address", str(&c.Addr)},
 		{"EVENTGATE_METRICS_ADDR", "", "separate listen address for /metrics (then not served on EVENTGATE_ADDR); empty = on EVENTGATE_ADDR", str(&c.MetricsAddr)},
 		{"EVENTGATE_DEBUG_ADDR", "", "listen address for Go's profiles (/debug/pprof/); keep it private; empty = off", str(&c.DebugAddr)},
-		{"EVENTGATE_REDIS_URL", "", "redis:// or rediss:// URL; empty = in-process store (not durable)", redisURL(&c.RedisURL)},
+		{"EVENTGATE_REDIS_URL", "", "redis:// or rediss:// URL; empty = the on-disk store in EVENTGATE_DATA_DIR, or with neither the in-process store (not durable)", redisURL(&c.RedisURL)},
+		{"EVENTGATE_DATA_DIR", "", "folder of the on-disk store (one process per folder) when EVENTGATE_REDIS_URL is empty; empty = in-process store (not durable)", str(&c.DataDir)},
 		{"EVENTGATE_REDIS_CLUSTER", "false", "true: EVENTGATE_REDIS_URL names Redis Cluster nodes (redis://host:port?addr=host2:port2&addr=...)", boolean(&c.RedisCluster)},
 		{"EVENTGATE_REDIS_WAIT_REPLICAS", "0", "replicas that must acknowledge each publish (WAIT) before 201; fewer: 503, retry with the Idempotency-Key", intRange(&c.RedisWaitReplicas, 0, 64)},
 		{"EVENTGATE_REDIS_WAIT_TIMEOUT", "1s", "longest WAIT for EVENTGATE_REDIS_WAIT_REPLICAS per publish", duration(&c.RedisWaitTimeout, time.Millisecond)},

@@ -137,6 +137,9 @@ func startServer(t *testing.T, env map[string]string) *server {
 		if !configuresAuth(env) {
 			full["EVENTGATE_AUTH"] = "none"
 		}
+		if os.Getenv("EVENTGATE_TEST_STORE") == "disk" && env["EVENTGATE_REDIS_URL"] == "" {
+			full["EVENTGATE_DATA_DIR"] = t.TempDir() // the in-process store's tests, on a data folder (.ci/test.sh)
+		}
 		maps.Copy(full, env)
 		s := &server{t: t, name: fmt.Sprintf("eventgate#%d", serverSeq.Add(1)), addr: full["EVENTGATE_ADDR"],
 			stderr: &lockedBuffer{}, done: make(chan struct{}), cmd: exec.Command(binPath)}

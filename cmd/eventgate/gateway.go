@@ -42,10 +42,11 @@ func assemble(cfg config, verifier *auth.Verifier, metrics *telemetry.Metrics, l
 	g := &gateway{cfg: cfg, logger: logger, metrics: metrics, serveErr: make(chan error, 3), hubDone: make(chan struct{})}
 	b, closeStore, err := openStore(cfg, logger, g.metrics.InvalidEntry)
 	if err != nil {
-		fmt.Fprintf(stderr, "eventgate: invalid configuration: EVENTGATE_REDIS_URL: %v\n", err)
+		fmt.Fprintf(stderr, "eventgate: %v\n", err) // the error names the setting
 		return nil, nil, 2
 	}
 	g.backend = b
+	g.metrics.Registry().MustRegister(b.collectors...)
 	connectLimiter, publishLimiter := rateLimiters(cfg, b.redis)
 	g.hub = streams.NewHub(b.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Logger: logger, Observer: g.metrics, Resync: jobs.ResyncQueue(b.jobs)})
 	g.hooks = newWebhookRuntime(cfg, logger, g.hub, b.log, b.webhooks, g.metrics.WebhookObserver())

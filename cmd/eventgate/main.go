@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventgate/eventgate/auth"
@@ -127,19 +128,30 @@ type backend struct {
 	background func(context.Context)
 	// redis is the shared Redis client (rate limiters); nil on the in-process store.
 	redis redis.UniversalClient
+	// collectors are the store's own metrics (disk.go).
+	collectors []prometheus.Collector
 }
 
-// openStore builds the Redis store when EVENTGATE_REDIS_URL is set, else the in-process ring.
+// openStore builds the Redis store when EVENTGATE_REDIS_URL is set (EVENTGATE_DATA_DIR is then
+// ignored), else the on-disk store when EVENTGATE_DATA_DIR is set, else the in-process ring.
 // A Redis that is down at start-up is not fatal: /readyz says 503 and the reader retries.
 func openStore(cfg config, logger *slog.Logger, onInvalid func(event.ID, error)) (backend, func(), error) {
 	if err := redisOnlySettings(cfg); err != nil {
-		return backend{}, nil, err
+		return backend{}, nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	if cfg.RedisURL == "" && cfg.DataDir != "" {
+		return openDiskStore(cfg, logger, onInvalid)
 	}
 	if cfg.RedisURL == "" {
 		return backend{name: "memory", log: store.NewMemory(cfg.Retention), receipts: store.NewMemoryReceipts(),
 			leases: store.NewMemoryLeases(), jobs: store.NewMemoryJobs(cfg.JobStateTTL), webhooks: store.NewMemoryWebhooks()}, func() {}, nil
 	}
-	return openRedis(cfg, logger, onInvalid)
+	warnDataDirIgnored(cfg, logger)
+	b, closeAll, err := openRedis(cfg, logger, onInvalid)
+	if err != nil {
+		return backend{}, nil, fmt.Errorf("invalid configuration: EVENTGATE_REDIS_URL: %w", err)
+	}
+	return b, closeAll, nil
 }
 
 // redisLogger sends go-redis's internal messages (dial failures, pool notices) to slog, so the
