@@ -3,9 +3,9 @@ package redistest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,16 +22,12 @@ func ClusterURL(t testing.TB) string {
 	t.Helper()
 	url := os.Getenv(EnvClusterURL)
 	if url == "" {
-		if os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("redistest: no Redis Cluster: %s is empty and %s=1 (start one with .ci/redis-cluster.sh)", EnvClusterURL, EnvRequire)
-		}
-		t.Skipf("redistest: no Redis Cluster (set %s; .ci/redis-cluster.sh starts one)", EnvClusterURL)
+		skipOrFail(t, fmt.Sprintf("redistest: no Redis Cluster: %s is empty and %s=1 (start one with .ci/redis-cluster.sh)", EnvClusterURL, EnvRequire),
+			fmt.Sprintf("redistest: no Redis Cluster (set %s; .ci/redis-cluster.sh starts one)", EnvClusterURL))
 	}
 	if err := clusterReachable(url); err != nil {
-		if os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("redistest: Redis Cluster at %s unusable and %s=1: %v", url, EnvRequire, err)
-		}
-		t.Skipf("redistest: Redis Cluster at %s unusable: %v", url, err)
+		skipOrFail(t, fmt.Sprintf("redistest: Redis Cluster at %s unusable and %s=1: %v", url, EnvRequire, err),
+			fmt.Sprintf("redistest: Redis Cluster at %s unusable: %v", url, err))
 	}
 	return url
 }
@@ -48,14 +44,8 @@ func ClusterClient(t testing.TB) (client *redis.ClusterClient, url string, prefi
 		t.Fatalf("redistest: %s=%q: %v", EnvClusterURL, url, err)
 	}
 	client = redis.NewClusterClient(opts)
-	prefix = "egtest:" + strings.ReplaceAll(t.Name(), " ", "_") + ":" + randomHex(6) + ":"
-	t.Cleanup(func() {
-		defer client.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := DeleteClusterPrefix(ctx, client, prefix); err != nil {
-			t.Errorf("redistest: cleaning up %q: %v", prefix, err)
-		}
+	prefix = ownPrefix(t, client.Close, func(ctx context.Context, prefix string) error {
+		return DeleteClusterPrefix(ctx, client, prefix)
 	})
 	return client, url, prefix
 }
@@ -92,38 +82,27 @@ func DeleteClusterPrefix(ctx context.Context, client *redis.ClusterClient, prefi
 	})
 }
 
-var clusterProbe struct {
-	once sync.Once
-	url  string
-	err  error
-}
+var clusterProbe onceProbe
 
 // clusterReachable checks once per process that the cluster answers and serves every slot.
 func clusterReachable(url string) error {
-	clusterProbe.once.Do(func() {
-		clusterProbe.url = url
+	return clusterProbe.check(url, 5*time.Second, errURLChanged, func(ctx context.Context) error {
 		opts, err := redis.ParseClusterURL(url)
 		if err != nil {
-			clusterProbe.err = err
-			return
+			return err
 		}
 		opts.DialTimeout, opts.DialerRetries, opts.MaxRetries = 2*time.Second, 1, -1
 		c := redis.NewClusterClient(opts)
 		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
 		info, err := c.ClusterInfo(ctx).Result()
 		switch {
 		case err != nil:
-			clusterProbe.err = err
+			return err
 		case !strings.Contains(info, "cluster_state:ok"):
-			clusterProbe.err = errClusterNotOK
+			return errClusterNotOK
 		}
+		return nil
 	})
-	if clusterProbe.url != url {
-		return errURLChanged
-	}
-	return clusterProbe.err
 }
 
 var (

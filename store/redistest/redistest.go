@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,20 +47,12 @@ func Client(t testing.TB) (client *redis.Client, url string, prefix string) {
 		t.Fatalf("redistest: %s=%q: %v", EnvURL, url, err)
 	}
 	if err := reachable(url); err != nil {
-		if os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("redistest: Redis at %s unreachable and %s=1: %v", url, EnvRequire, err)
-		}
-		t.Skipf("redistest: Redis at %s unreachable (set %s, or %s=1 to fail): %v", url, EnvURL, EnvRequire, err)
+		skipOrFail(t, fmt.Sprintf("redistest: Redis at %s unreachable and %s=1: %v", url, EnvRequire, err),
+			fmt.Sprintf("redistest: Redis at %s unreachable (set %s, or %s=1 to fail): %v", url, EnvURL, EnvRequire, err))
 	}
 	client = redis.NewClient(opts)
-	prefix = "egtest:" + strings.ReplaceAll(t.Name(), " ", "_") + ":" + randomHex(6) + ":"
-	t.Cleanup(func() {
-		defer client.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := DeletePrefix(ctx, client, prefix); err != nil {
-			t.Errorf("redistest: cleaning up %q: %v", prefix, err)
-		}
+	prefix = ownPrefix(t, client.Close, func(ctx context.Context, prefix string) error {
+		return DeletePrefix(ctx, client, prefix)
 	})
 	return client, url, prefix
 }
@@ -98,35 +89,23 @@ func DeletePrefix(ctx context.Context, client redis.UniversalClient, prefix stri
 	return flush()
 }
 
-var probe struct {
-	once sync.Once
-	url  string
-	err  error
-}
+var probe onceProbe
 
 // reachable pings the server once per process (with a short timeout and no retries), so that
 // every test of an unreachable server skips at once.
 func reachable(url string) error {
-	probe.once.Do(func() {
-		probe.url = url
+	return probe.check(url, 3*time.Second, fmt.Errorf("redistest: %s changed during the run", EnvURL), func(ctx context.Context) error {
 		opts, err := redis.ParseURL(url)
 		if err != nil {
-			probe.err = err
-			return
+			return err
 		}
 		opts.DialTimeout = 2 * time.Second
 		opts.DialerRetries = 1
 		opts.MaxRetries = -1
 		c := redis.NewClient(opts)
 		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		probe.err = c.Ping(ctx).Err()
+		return c.Ping(ctx).Err()
 	})
-	if probe.url != url {
-		return fmt.Errorf("redistest: %s changed during the run", EnvURL)
-	}
-	return probe.err
 }
 
 // escapeGlob escapes the characters SCAN MATCH treats specially.
