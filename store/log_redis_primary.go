@@ -24,21 +24,26 @@ const DefaultWaitTimeout = time.Second
 // (a count) arrives rather than a socket timeout.
 const waitMargin = 50 * time.Millisecond
 
-// appendScript appends the payloads ARGV[2..] to the stream KEYS[1], trimmed to about ARGV[1]
-// entries (0: no trimming), and returns their ids. A script is atomic like MULTI/EXEC, and it is
-// one command, which runOnPrimary can pipeline with WAIT.
-var appendScript = redis.NewScript(`
+// luaAppend returns the Lua that appends the payloads ARGV[first..] to the stream KEYS[1],
+// trimmed to about ARGV[1] entries (0: no trimming), and leaves their ids in the table ids.
+func luaAppend(first int) string {
+	return fmt.Sprintf(`
 local ids = {}
 local maxlen = tonumber(ARGV[1])
-for i = 2, #ARGV do
+for i = %d, #ARGV do
   if maxlen > 0 then
     ids[#ids+1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'event', ARGV[i])
   else
     ids[#ids+1] = redis.call('XADD', KEYS[1], '*', 'event', ARGV[i])
   end
 end
-return ids
-`)
+`, first)
+}
+
+// appendScript appends the payloads ARGV[2..] to the stream KEYS[1], trimmed to about ARGV[1]
+// entries (0: no trimming), and returns their ids. A script is atomic like MULTI/EXEC, and it is
+// one command, which runOnPrimary can pipeline with WAIT.
+var appendScript = redis.NewScript(luaAppend(2) + "return ids\n")
 
 // runOnPrimary runs script on the server that holds the log's key, followed, when the log waits
 // for replicas, by WAIT in the same pipeline: on the same connection, which is what WAIT counts

@@ -27,15 +27,7 @@ if prior then
   redis.call('SET', KEYS[2], prior, 'KEEPTTL')
   return {'replay', prior}
 end
-local ids = {}
-local maxlen = tonumber(ARGV[1])
-for i = 3, #ARGV do
-  if maxlen > 0 then
-    ids[#ids+1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'event', ARGV[i])
-  else
-    ids[#ids+1] = redis.call('XADD', KEYS[1], '*', 'event', ARGV[i])
-  end
-end
+` + luaAppend(3) + `
 redis.call('SET', KEYS[2], '{"ids":["' .. table.concat(ids, '","') .. '"]}', 'PX', ARGV[2])
 table.insert(ids, 1, 'new')
 return ids
