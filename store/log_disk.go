@@ -134,12 +134,8 @@ func (d *Disk) Tail(ctx context.Context, after event.ID, limit int) (streams.Pag
 		case len(p.Events) > 0:
 			return p, nil
 		}
-		select {
-		case <-wake:
-		case <-timer.C:
-			return p, nil
-		case <-ctx.Done():
-			return p, ctx.Err()
+		if done, err := awaitWake(ctx, wake, timer); done {
+			return p, err
 		}
 	}
 }

@@ -136,13 +136,22 @@ func (m *Memory) Tail(ctx context.Context, after event.ID, limit int) (streams.P
 		if len(p.Events) > 0 {
 			return p, nil
 		}
-		select {
-		case <-wake:
-		case <-timer.C:
-			return p, nil
-		case <-ctx.Done():
-			return p, ctx.Err()
+		if done, err := awaitWake(ctx, wake, timer); done {
+			return p, err
 		}
+	}
+}
+
+// awaitWake waits for an append to close wake. done is true when, instead, the timer fired (err
+// nil: the poll interval passed) or ctx ended (err is ctx's error); then Tail returns what it has.
+func awaitWake(ctx context.Context, wake <-chan struct{}, timer *time.Timer) (done bool, err error) {
+	select {
+	case <-wake:
+		return false, nil
+	case <-timer.C:
+		return true, nil
+	case <-ctx.Done():
+		return true, ctx.Err()
 	}
 }
 
