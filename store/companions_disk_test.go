@@ -39,10 +39,7 @@ func TestDiskCompanionsSurviveReopen(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ctx := t.Context()
-	d, err := store.OpenDisk(dir, store.DiskOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openDisk(t, dir, store.DiskOptions{})
 	ids, _, _, err := store.NewDiskReceipts(d).AppendOnce(ctx, d, "key", storetest.Drafts(t, 2), time.Hour)
 	if err != nil {
 		t.Fatal(err)

@@ -61,15 +61,7 @@ func fillDisk(b *testing.B, dir string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	batch := storetest.Drafts(b, 1000)
-	for i := 0; i < n; i += len(batch) {
-		if _, err := d.Append(context.Background(), batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := d.Close(); err != nil {
-		b.Fatal(err)
-	}
+	storetest.FillAndClose(b, d, n)
 }
 
 // BenchmarkDiskReplay reads a log of 100,000 events from disk in pages of 1000, as a resume from

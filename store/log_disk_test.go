@@ -187,10 +187,7 @@ func TestDiskWipedFolderIsNewLog(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ctx := t.Context()
-	d, err := store.OpenDisk(dir, store.DiskOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openDisk(t, dir, store.DiskOptions{})
 	old, _ := d.Append(ctx, storetest.Drafts(t, 5))
 	oldID := d.LogID()
 	_ = d.Close()

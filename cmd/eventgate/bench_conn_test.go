@@ -52,17 +52,24 @@ func benchServer(b *testing.B, heartbeat time.Duration) (string, string, int) {
 	}
 	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	url := "http://" + addr
+	waitBenchHealthy(b, url, 20*time.Millisecond)
+	return url, "http://" + debugAddr, cmd.Process.Pid
+}
+
+// waitBenchHealthy polls url's /healthz every poll until it answers, and fails b when it has not
+// within 20s.
+func waitBenchHealthy(b *testing.B, url string, poll time.Duration) {
+	b.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		if resp, err := http.Get(url + "/healthz"); err == nil {
 			resp.Body.Close()
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			b.Fatal("eventgate did not start")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(poll)
 	}
-	return url, "http://" + debugAddr, cmd.Process.Pid
 }
 
 func benchAddr(b *testing.B) string {

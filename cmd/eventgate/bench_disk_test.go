@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,16 +41,7 @@ func diskBenchServer(b *testing.B, dir string) (string, int, time.Duration, func
 	stop := func() { once.Do(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) }
 	b.Cleanup(stop)
 	url := "http://" + addr
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if resp, err := http.Get(url + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("eventgate did not start")
-		}
-		time.Sleep(2 * time.Millisecond) // poll interval
-	}
+	waitBenchHealthy(b, url, 2*time.Millisecond)
 	return url, cmd.Process.Pid, time.Since(start), stop
 }
 
@@ -155,13 +145,5 @@ func fillDataDir(b *testing.B, dir string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	batch := storetest.Drafts(b, 1000)
-	for i := 0; i < n; i += len(batch) {
-		if _, err := d.Append(context.Background(), batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := d.Close(); err != nil {
-		b.Fatal(err)
-	}
+	storetest.FillAndClose(b, d, n)
 }
