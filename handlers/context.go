@@ -23,13 +23,19 @@ const (
 	keyBody         ctxKey = "eventgate.body"          // *guardedBody (absent without a body)
 )
 
+// ctxValue returns the value under key as a T (T's zero value when it is of another type) and
+// whether key was set at all.
+func ctxValue[T any](c *gin.Context, key ctxKey) (T, bool) {
+	v, ok := c.Get(key)
+	t, _ := v.(T)
+	return t, ok
+}
+
 func setStarted(c *gin.Context, t time.Time) { c.Set(keyStarted, t) }
 
 // startedAt returns when the request began, if the metrics middleware ran.
 func startedAt(c *gin.Context) (time.Time, bool) {
-	v, ok := c.Get(keyStarted)
-	t, _ := v.(time.Time)
-	return t, ok
+	return ctxValue[time.Time](c, keyStarted)
 }
 
 // setObserveLater marks a request whose duration the connection observes when it ends.
@@ -45,8 +51,7 @@ func setPrincipal(c *gin.Context, p *auth.Principal) {
 
 // principalOf returns the request's principal, or nil when auth is disabled.
 func principalOf(c *gin.Context) *auth.Principal {
-	v, _ := c.Get(keyPrincipal)
-	p, _ := v.(*auth.Principal)
+	p, _ := ctxValue[*auth.Principal](c, keyPrincipal)
 	return p
 }
 
@@ -57,8 +62,7 @@ func setSlot(c *gin.Context, sl *slot) { c.Set(keySlot, sl) }
 
 // slotOf returns the connection's slot, or nil when admit did not run.
 func slotOf(c *gin.Context) *slot {
-	v, _ := c.Get(keySlot)
-	sl, _ := v.(*slot)
+	sl, _ := ctxValue[*slot](c, keySlot)
 	return sl
 }
 
@@ -72,7 +76,6 @@ func setBody(c *gin.Context, b *guardedBody) { c.Set(keyBody, b) }
 
 // bodyOf returns the request's guarded body, or nil.
 func bodyOf(c *gin.Context) *guardedBody {
-	v, _ := c.Get(keyBody)
-	b, _ := v.(*guardedBody)
+	b, _ := ctxValue[*guardedBody](c, keyBody)
 	return b
 }
