@@ -143,32 +143,3 @@ func decodeBounds(raw []byte) (diskBounds, error) {
 	b.Count = int64(binary.BigEndian.Uint64(raw[49:]))
 	return b, nil
 }
-
-// eventRing holds the newest events in log order, at most its capacity.
-type eventRing struct {
-	buf      []*event.Event
-	start, n int
-}
-
-func newEventRing(size int) eventRing { return eventRing{buf: make([]*event.Event, max(size, 1))} }
-
-func (r *eventRing) push(e *event.Event) {
-	if r.n == len(r.buf) {
-		r.buf[r.start] = e
-		r.start = (r.start + 1) % len(r.buf)
-		return
-	}
-	r.buf[(r.start+r.n)%len(r.buf)] = e
-	r.n++
-}
-
-func (r *eventRing) at(i int) *event.Event { return r.buf[(r.start+i)%len(r.buf)] }
-
-// dropBefore removes the events before first (trimmed from the log).
-func (r *eventRing) dropBefore(first event.ID) {
-	for r.n > 0 && r.at(0).ID.Less(first) {
-		r.buf[r.start] = nil
-		r.start = (r.start + 1) % len(r.buf)
-		r.n--
-	}
-}

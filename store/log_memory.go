@@ -22,8 +22,7 @@ const defaultMemoryPoll = 2 * time.Second
 // which also defines the total order.
 type Memory struct {
 	mu         sync.Mutex
-	ring       []*event.Event // capacity retention, logical index i at ring[(start+i)%len(ring)]
-	start, n   int
+	ring       eventRing // the newest retention events
 	last       event.ID
 	maxDeleted event.ID
 	wake       chan struct{} // closed and replaced on every append, waking Tail
@@ -37,7 +36,7 @@ func NewMemory(retention int) *Memory {
 		retention = 1
 	}
 	return &Memory{
-		ring: make([]*event.Event, retention),
+		ring: newEventRing(retention),
 		wake: make(chan struct{}),
 		poll: defaultMemoryPoll,
 		now:  time.Now,
@@ -68,26 +67,14 @@ func (m *Memory) Append(ctx context.Context, drafts []event.Draft) ([]event.ID, 
 		}
 		m.last = id
 		ids[i] = id
-		m.push(event.NewEvent(id, d))
+		if old := m.ring.push(event.NewEvent(id, d)); old != nil {
+			m.maxDeleted = old.ID
+		}
 	}
 	close(m.wake)
 	m.wake = make(chan struct{})
 	return ids, nil
 }
-
-// push appends e, evicting the oldest event when the ring is full. Caller holds mu.
-func (m *Memory) push(e *event.Event) {
-	if m.n == len(m.ring) {
-		m.maxDeleted = m.ring[m.start].ID
-		m.ring[m.start] = e
-		m.start = (m.start + 1) % len(m.ring)
-		return
-	}
-	m.ring[(m.start+m.n)%len(m.ring)] = e
-	m.n++
-}
-
-func (m *Memory) at(i int) *event.Event { return m.ring[(m.start+i)%len(m.ring)] }
 
 // Read returns up to limit events after after, with the bounds at the same instant.
 func (m *Memory) Read(ctx context.Context, after event.ID, limit int) (streams.Page, error) {
@@ -101,17 +88,18 @@ func (m *Memory) Read(ctx context.Context, after event.ID, limit int) (streams.P
 
 func (m *Memory) readLocked(after event.ID, limit int) streams.Page {
 	p := streams.Page{Next: after, Bounds: streams.Bounds{Last: m.last, MaxDeleted: m.maxDeleted, Trimmed: !m.maxDeleted.IsZero()}}
-	if m.n > 0 {
-		p.Bounds.First = m.at(0).ID
+	r := &m.ring
+	if r.n > 0 {
+		p.Bounds.First = r.at(0).ID
 	}
-	i := sort.Search(m.n, func(i int) bool { return after.Less(m.at(i).ID) })
-	if limit <= 0 || i == m.n {
+	i := sort.Search(r.n, func(i int) bool { return after.Less(r.at(i).ID) })
+	if limit <= 0 || i == r.n {
 		return p
 	}
-	k := min(limit, m.n-i)
+	k := min(limit, r.n-i)
 	p.Events = make([]*event.Event, k)
 	for j := range k {
-		p.Events[j] = m.at(i + j)
+		p.Events[j] = r.at(i + j)
 	}
 	p.Next = p.Events[k-1].ID
 	return p
