@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -148,31 +147,13 @@ func TestE2EClusterFailover(t *testing.T) {
 	urls := c.urls()
 	tl := &faultTimeline{t0: time.Now()}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() }) // before the servers are killed
 	var subs []*faultSub
 	for i := range 2 * failoverSubs {
 		kind := map[bool]string{false: "sse", true: "ws"}[i%2 == 1]
 		subs = append(subs, newFaultSub(fmt.Sprintf("%s-%02d", kind, i/2), i%2 == 1, urls, newFaultGate(), faultIdle))
 	}
-	for i, s := range subs {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.run(ctx, i%2) }()
-	}
-	joinBy := time.After(faultWait)
-	for _, s := range subs {
-		select {
-		case <-s.started:
-		case <-joinBy:
-			t.Fatalf("%s did not join within %s", s.name, faultWait)
-		}
-	}
-	pub := newFaultPublisher(urls, faultAttemptTimeout)
-	stopPub, pubDone := make(chan struct{}), make(chan struct{})
-	wg.Add(1)
-	go func() { defer wg.Done(); pub.run(ctx, stopPub, faultPublishEvery, faultGiveUp, pubDone) }()
-	waitProgress(t, pub, 0, faultStepProgress, "before the failover")
+	load := startFaultLoad(t, urls, subs, "before the failover")
+	ctx, pub := load.ctx, load.pub
 
 	// Stop the replica of the log's master and cut it off, so that what the master appends now
 	// is not replicated; then kill the master and let the replica wake up and take over. Without WAIT
@@ -228,17 +209,7 @@ func TestE2EClusterFailover(t *testing.T) {
 	pc.restart(port)
 	waitProgress(t, pub, pub.ackedCount(), faultStepProgress, "after the failover")
 
-	close(stopPub)
-	<-pubDone
-	marker, ok := pub.publish(ctx, 1, 2*faultWait)
-	if !ok {
-		t.Fatalf("the final marker was not acknowledged within %s (last error: %s)", 2*faultWait, pub.lastErr)
-	}
-	waitCaughtUp(t, subs, marker, "the final marker")
-	cancel()
-	wg.Wait()
-
-	f := checkFaultRun(t, subs, pub, tl)
+	f := load.finish(t, tl)
 	// WAIT 1: nothing acknowledged was lost with the old master.
 	held, err := cc.XRange(context.Background(), keys.Log, "-", "+").Result()
 	if err != nil {

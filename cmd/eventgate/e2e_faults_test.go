@@ -174,6 +174,63 @@ func waitCaughtUp(t *testing.T, subs []*faultSub, id faultID, after string) {
 	}
 }
 
+// faultLoad is the load a fault test runs under: subscribers resuming with their last id and a
+// publisher retrying with Idempotency-Key, all stopped by cancel (ctx's).
+type faultLoad struct {
+	ctx              context.Context
+	cancel           context.CancelFunc
+	wg               sync.WaitGroup
+	subs             []*faultSub
+	pub              *faultPublisher
+	stopPub, pubDone chan struct{}
+}
+
+// startFaultLoad runs subs (subscriber i first on urls[i%2]), waits until every one has joined,
+// then starts a publisher on urls and waits for its first faultStepProgress acknowledgements
+// (before names that moment in a report). Its cleanup stops the load: call it after the servers'
+// cleanups are registered, so that it runs before they are killed.
+func startFaultLoad(t *testing.T, urls []string, subs []*faultSub, before string) *faultLoad {
+	t.Helper()
+	l := &faultLoad{subs: subs, stopPub: make(chan struct{}), pubDone: make(chan struct{})}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	t.Cleanup(func() { l.cancel(); l.wg.Wait() }) // before the servers are killed
+	for i, s := range subs {
+		l.wg.Add(1)
+		go func() { defer l.wg.Done(); s.run(l.ctx, i%2) }()
+	}
+	joinBy := time.After(faultWait)
+	for _, s := range subs {
+		select {
+		case <-s.started:
+		case <-joinBy:
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			t.Fatalf("%s did not join within %s (last error %q)", s.name, faultWait, s.lastErr)
+		}
+	}
+	l.pub = newFaultPublisher(urls, faultAttemptTimeout)
+	l.wg.Add(1)
+	go func() { defer l.wg.Done(); l.pub.run(l.ctx, l.stopPub, faultPublishEvery, faultGiveUp, l.pubDone) }()
+	waitProgress(t, l.pub, 0, faultStepProgress, before)
+	return l
+}
+
+// finish stops the publisher, publishes one marker event that every subscriber must receive,
+// stops the subscribers and checks the run (checkFaultRun).
+func (l *faultLoad) finish(t *testing.T, tl *faultTimeline) faultFigures {
+	t.Helper()
+	close(l.stopPub)
+	<-l.pubDone
+	marker, ok := l.pub.publish(l.ctx, 1, 2*faultWait)
+	if !ok {
+		t.Fatalf("the final marker was not acknowledged within %s (last error: %s)", 2*faultWait, l.pub.lastErr)
+	}
+	waitCaughtUp(t, l.subs, marker, "the final marker")
+	l.cancel()
+	l.wg.Wait()
+	return checkFaultRun(t, l.subs, l.pub, tl)
+}
+
 func TestE2EFaultSchedule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fault schedule takes about half a minute; skipped with -short")
@@ -186,10 +243,6 @@ func TestE2EFaultSchedule(t *testing.T) {
 	tl := &faultTimeline{t0: time.Now()}
 	gate := newFaultGate()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() }) // before the servers are killed
-
 	var subs []*faultSub
 	for i := range faultSSESubs {
 		subs = append(subs, newFaultSub(fmt.Sprintf("sse-%02d", i), false, urls, gate, faultIdle))
@@ -197,26 +250,8 @@ func TestE2EFaultSchedule(t *testing.T) {
 	for i := range faultWSSubs {
 		subs = append(subs, newFaultSub(fmt.Sprintf("ws-%02d", i), true, urls, gate, faultIdle))
 	}
-	for i, s := range subs {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.run(ctx, i%2) }()
-	}
-	joinBy := time.After(faultWait)
-	for _, s := range subs {
-		select {
-		case <-s.started:
-		case <-joinBy:
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			t.Fatalf("%s did not join within %s (last error %q)", s.name, faultWait, s.lastErr)
-		}
-	}
-
-	pub := newFaultPublisher(urls, faultAttemptTimeout)
-	stopPub, pubDone := make(chan struct{}), make(chan struct{})
-	wg.Add(1)
-	go func() { defer wg.Done(); pub.run(ctx, stopPub, faultPublishEvery, faultGiveUp, pubDone) }()
-	waitProgress(t, pub, 0, faultStepProgress, "before the first fault")
+	load := startFaultLoad(t, urls, subs, "before the first fault")
+	pub := load.pub
 
 	fault := func(name string) { tl.begin(t, name, pub.ackedCount()) }
 	emptyRedis := func() {
@@ -263,17 +298,7 @@ func TestE2EFaultSchedule(t *testing.T) {
 	for _, s := range c.inst {
 		eventuallyStatus(t, s.URL()+"/readyz", 200)
 	}
-	close(stopPub)
-	<-pubDone
-	marker, ok := pub.publish(ctx, 1, 2*faultWait)
-	if !ok {
-		t.Fatalf("the final marker was not acknowledged within %s (last error: %s)", 2*faultWait, pub.lastErr)
-	}
-	waitCaughtUp(t, subs, marker, "the final marker")
-	cancel()
-	wg.Wait()
-
-	f := checkFaultRun(t, subs, pub, tl)
+	f := load.finish(t, tl)
 	t.Logf("figures: %d events acknowledged (%d publish attempts, %d events retried, %d abandoned), %d faults injected, "+
 		"%d subscribers (%d SSE, %d WebSocket), %d reconnects, %d resyncs received, lost %d, duplicated %d, "+
 		"%d missing but covered by a resync, %d events appended twice under one Idempotency-Key, in %s",
