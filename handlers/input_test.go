@@ -59,6 +59,15 @@ func startRaw(t *testing.T, ts *httptest.Server, target, header string, n int, f
 	return &rawRequest{conn: conn, br: bufio.NewReader(conn)}
 }
 
+// recordResponse reads resp's body into a recorder, with its status, and closes the body.
+func recordResponse(resp *http.Response) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	rec.Code = resp.StatusCode
+	_, _ = rec.Body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	return rec
+}
+
 // response reads the answer, failing the test if none comes within wait.
 func (r *rawRequest) response(t *testing.T, wait time.Duration) (*http.Response, *httptest.ResponseRecorder) {
 	t.Helper()
@@ -67,11 +76,7 @@ func (r *rawRequest) response(t *testing.T, wait time.Duration) (*http.Response,
 	if err != nil {
 		t.Fatalf("no answer within %s: %v", wait, err)
 	}
-	rec := httptest.NewRecorder()
-	rec.Code = resp.StatusCode
-	_, _ = rec.Body.ReadFrom(resp.Body)
-	resp.Body.Close()
-	return resp, rec
+	return resp, recordResponse(resp)
 }
 
 // closed checks the server closes the connection after its answer (within wait).
@@ -179,11 +184,7 @@ func TestRequestsPerIPCap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec := httptest.NewRecorder()
-		rec.Code = resp.StatusCode
-		_, _ = rec.Body.ReadFrom(resp.Body)
-		resp.Body.Close()
-		return resp, rec
+		return resp, recordResponse(resp)
 	}
 	resp, rec := send(http.MethodPost, "/api/v1/events", ip)
 	if code, _ := errorCode(t, rec); resp.StatusCode != http.StatusTooManyRequests || code != "too_many_requests" || resp.Header.Get("Retry-After") == "" {

@@ -37,10 +37,7 @@ func rejected(t *testing.T, ts *httptest.Server, status int, code string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := httptest.NewRecorder()
-	rec.Code = resp.StatusCode
-	_, _ = rec.Body.ReadFrom(resp.Body)
-	resp.Body.Close()
+	rec := recordResponse(resp)
 	if resp.StatusCode != status || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("sse: status %d Retry-After %q, want %d with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), status)
 	}
