@@ -111,21 +111,8 @@ func TestE2EClusterWebhooks(t *testing.T) {
 	h2 := registerHook(t, b.URL(), `{"url":"`+r2.URL()+`"}`)
 	r1.setSecret(h1.Secret)
 	r2.setSecret(h2.Secret)
-	var ids []string
-	for i := range 6 {
-		base := a.URL()
-		if i%2 == 1 {
-			base = b.URL()
-		}
-		ids = append(ids, mustPublish(t, base, progressBatch(jobA, 3), 3)...)
-	}
-	r1.waitDelivered(t, ids, hookWait)
-	r2.waitDelivered(t, ids, hookWait)
-	for _, r := range []*hookReceiver{r1, r2} {
-		if n := len(r.requests()); n != len(ids) {
-			t.Fatalf("endpoint got %d requests for %d events: each must be delivered once by one instance", n, len(ids))
-		}
-	}
+	ids := publishAlternately(t, a.URL(), b.URL(), 6, 3)
+	waitDeliveredOnce(t, ids, r1, r2)
 	if status, _, raw := doRequest(t, http.MethodDelete, b.URL()+"/api/v1/webhooks/"+h1.ID, "", nil); status != http.StatusNoContent {
 		t.Fatalf("DELETE on B: %d %s", status, raw)
 	}

@@ -186,6 +186,36 @@ func (r *hookReceiver) waitDelivered(t *testing.T, ids []string, timeout time.Du
 	}
 }
 
+// publishAlternately publishes rounds batches of n progress events, alternately on instance a
+// and b (a first), and returns their ids.
+func publishAlternately(t *testing.T, a, b string, rounds, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range rounds {
+		base := a
+		if i%2 == 1 {
+			base = b
+		}
+		ids = append(ids, mustPublish(t, base, progressBatch(jobA, n), n)...)
+	}
+	return ids
+}
+
+// waitDeliveredOnce waits until each receiver got every id (waitDelivered, within hookWait), and
+// fails when one got more requests than ids: with two instances, each event is delivered once per
+// endpoint, by one of them.
+func waitDeliveredOnce(t *testing.T, ids []string, receivers ...*hookReceiver) {
+	t.Helper()
+	for _, r := range receivers {
+		r.waitDelivered(t, ids, hookWait)
+	}
+	for _, r := range receivers {
+		if n := len(r.requests()); n != len(ids) {
+			t.Fatalf("endpoint got %d requests for %d events: each must be delivered once by one instance", n, len(ids))
+		}
+	}
+}
+
 // webhookView is the API's endpoint object.
 type webhookView struct {
 	ID, URL, Secret, Description string
@@ -369,21 +399,8 @@ func TestE2EWebhooksTwoInstances(t *testing.T) {
 	h2 := registerHook(t, b.URL(), `{"url":"`+r2.URL()+`","types":["job.progress"]}`)
 	r1.setSecret(h1.Secret)
 	r2.setSecret(h2.Secret)
-	var ids []string
-	for i := range 10 {
-		base := a.URL()
-		if i%2 == 1 {
-			base = b.URL()
-		}
-		ids = append(ids, mustPublish(t, base, progressBatch(jobA, 4), 4)...)
-	}
-	r1.waitDelivered(t, ids, hookWait)
-	r2.waitDelivered(t, ids, hookWait)
-	for _, r := range []*hookReceiver{r1, r2} {
-		if n := len(r.requests()); n != len(ids) {
-			t.Fatalf("endpoint got %d requests for %d events: each must be delivered once by one instance", n, len(ids))
-		}
-	}
+	ids := publishAlternately(t, a.URL(), b.URL(), 10, 4)
+	waitDeliveredOnce(t, ids, r1, r2)
 
 	a.Kill() // no lease release: b takes over once a's leases lapse
 	more := mustPublish(t, b.URL(), progressBatch(jobA, 5), 5)
