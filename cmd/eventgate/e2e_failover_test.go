@@ -211,9 +211,15 @@ func TestE2EClusterFailover(t *testing.T) {
 
 	f := load.finish(t, tl)
 	// WAIT 1: nothing acknowledged was lost with the old master.
-	held, err := cc.XRange(context.Background(), keys.Log, "-", "+").Result()
-	if err != nil {
-		t.Fatal(err)
+	// The rejoining node may flip the cluster to CLUSTERDOWN for a moment: read once it is up.
+	var held []redis.XMessage
+	for deadline := time.Now().Add(failoverPromotion); ; time.Sleep(50 * time.Millisecond) { // poll interval
+		var err error
+		if held, err = cc.XRange(context.Background(), keys.Log, "-", "+").Result(); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
 	}
 	inLog := make(map[string]bool, len(held))
 	for _, m := range held {

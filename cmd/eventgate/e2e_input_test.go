@@ -46,7 +46,9 @@ func trickle(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 // while /healthz answers), and they are cut with 408 at the body timeout, closing the connection.
 func TestE2ESlowBodies(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, map[string]string{"EVENTGATE_BODY_TIMEOUT": "5s", "EVENTGATE_MAX_REQUESTS_PER_IP": "3"})
+	// A body timeout well past the poll below: on a loaded machine the three held requests may
+	// take a while to be in flight together.
+	s := startServer(t, map[string]string{"EVENTGATE_BODY_TIMEOUT": "15s", "EVENTGATE_MAX_REQUESTS_PER_IP": "3"})
 	type held struct {
 		conn net.Conn
 		br   *bufio.Reader
