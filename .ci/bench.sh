@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks, as `go tool task bench` runs them. Loopback only; Redis found or started as in tests.
 # EVENTGATE_BENCH_CONNS (default 10000) and EVENTGATE_BENCH_SECONDS (default 5) size the load runs.
+# EVENTGATE_BENCH_LOAD=1 adds the fan-out load benchmark (BenchmarkLoad: clients in a process of
+# their own, Redis, HTTP publisher; a few minutes), EVENTGATE_BENCH_LOAD_COUNT (default 3) times:
+# see docs/performance.md#fan-out-under-load for its other knobs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +17,8 @@ trap '[ -z "${EVENTGATE_TEST_REDIS_PIDFILE:-}" ] || bash .ci/redis.sh stop "$EVE
 # Core, framing and store micro-benchmarks.
 go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-2s}" ./streams/ ./handlers/ ./store/
 # Loopback load against the real binary: memory per idle connection, broadcast latency.
-go test -run '^$' -bench . -benchtime 1x -timeout 30m ./cmd/eventgate/
+EVENTGATE_BENCH_LOAD= go test -run '^$' -bench . -benchtime 1x -timeout 30m ./cmd/eventgate/
+if [ "${EVENTGATE_BENCH_LOAD:-}" = 1 ]; then
+	# Opt-in: subscribers in a separate process, eventgate on Redis and the floor (bench/floor).
+	go test -run '^$' -bench '^BenchmarkLoad$' -benchtime 1x -count "${EVENTGATE_BENCH_LOAD_COUNT:-3}" -timeout 60m ./cmd/eventgate/
+fi
