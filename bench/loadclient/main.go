@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -44,6 +45,9 @@ type Result struct {
 	P90        float64 `json:"p90"`
 	P99        float64 `json:"p99"`
 	Max        float64 `json:"max"`
+	// CPUSeconds is the client's own user and system time from "ready" to its end: on a small
+	// machine the clients compete with the server for the same cores.
+	CPUSeconds float64 `json:"cpuSeconds"`
 }
 
 func main() {
@@ -117,6 +121,7 @@ func run(url string, n int, transport string, events int) (*Result, error) {
 	if openErr != nil {
 		return nil, fmt.Errorf("opening connections: %w", openErr)
 	}
+	cpu0 := cpuSeconds()
 	fmt.Println("ready")
 	stdinClosed := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
@@ -126,7 +131,18 @@ func run(url string, n int, transport string, events int) (*Result, error) {
 	}
 	cancel()
 	wg.Wait()
-	return tally(conns, int64(n)*int64(events)), nil
+	r := tally(conns, int64(n)*int64(events))
+	r.CPUSeconds = cpuSeconds() - cpu0
+	return r, nil
+}
+
+// cpuSeconds is this process's user and system time so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func tally(conns []*conn, expected int64) *Result {

@@ -138,6 +138,7 @@ type loadResult struct {
 	OutOfOrder         int64
 	Dropped            int
 	P50, P90, P99, Max float64
+	CPUSeconds         float64
 }
 
 func loadRun(b *testing.B, tools, target string, n, rate, seconds int) {
@@ -192,6 +193,7 @@ func loadRun(b *testing.B, tools, target string, n, rate, seconds int) {
 	b.ReportMetric(res.Max, "max-ms")
 	if res.Received > 0 {
 		b.ReportMetric(cpu/float64(res.Received)*1e6, "cpu-s/Mdeliv")
+		b.ReportMetric(res.CPUSeconds/float64(res.Received)*1e6, "client-cpu-s/Mdeliv")
 	}
 	b.ReportMetric(float64(rss-rssBase)/float64(n)/1024, "rss-KiB/conn")
 	b.ReportMetric(float64(res.OutOfOrder), "out-of-order")
