@@ -25,7 +25,8 @@ import (
 //
 // EVENTGATE_BENCH_LOAD_CASES picks loads ("2000x200,2000x500,10000x20": subscribers × events/s),
 // EVENTGATE_BENCH_LOAD_TARGETS the servers ("floor,sse,websocket"), EVENTGATE_BENCH_SECONDS
-// the publishing time (default 10). The machine's 1-minute load is reported beside the figures:
+// the publishing time (default 10), EVENTGATE_BENCH_LOAD_BIN another eventgate binary to
+// measure (a build of an earlier commit, for before and after). The machine's 1-minute load is reported beside the figures:
 // on a shared machine they are only comparable at a similar load.
 func BenchmarkLoad(b *testing.B) {
 	if os.Getenv("EVENTGATE_BENCH_LOAD") != "1" {
@@ -66,26 +67,22 @@ func envList(name, def string) []string {
 
 var benchTools struct {
 	once sync.Once
-	dir  string
 	err  error
 }
 
-// buildBenchTools builds bench/loadclient and bench/floor once per run, without -race: they are
-// load, not subjects.
+// buildBenchTools builds bench/loadclient and bench/floor once per run, beside the eventgate
+// binary (TestMain removes that folder), without -race: they are load, not subjects.
 func buildBenchTools(b *testing.B) string {
+	dir := filepath.Dir(binPath)
 	benchTools.once.Do(func() {
-		benchTools.dir, benchTools.err = os.MkdirTemp("", "eventgate-bench-")
-		if benchTools.err != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", benchTools.dir+"/", "../../bench/loadclient", "../../bench/floor")
+		cmd := exec.Command("go", "build", "-o", dir+"/", "../../bench/loadclient", "../../bench/floor")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		benchTools.err = cmd.Run()
 	})
 	if benchTools.err != nil {
 		b.Fatalf("building bench tools: %v", benchTools.err)
 	}
-	return benchTools.dir
+	return dir
 }
 
 // loadServer starts the target server and returns its URL and pid.
@@ -96,7 +93,11 @@ func loadServer(b *testing.B, tools, target string) (string, int) {
 		cmd = exec.Command(filepath.Join(tools, "floor"), "-addr", addr)
 		cmd.Env = processEnv(nil)
 	} else {
-		cmd = exec.Command(binPath)
+		bin := binPath
+		if v := os.Getenv("EVENTGATE_BENCH_LOAD_BIN"); v != "" {
+			bin = v // another build to compare, e.g. of an earlier commit
+		}
+		cmd = exec.Command(bin)
 		env := map[string]string{
 			"EVENTGATE_ADDR": addr, "EVENTGATE_LOG_LEVEL": "error", "EVENTGATE_AUTH": "none",
 			"EVENTGATE_REDIS_URL":       os.Getenv("EVENTGATE_TEST_REDIS_URL"),
