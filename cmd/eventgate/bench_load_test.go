@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +25,8 @@ import (
 // seconds per million deliveries and its resident memory per connection under load.
 //
 // EVENTGATE_BENCH_LOAD_CASES picks loads ("2000x200,2000x500,10000x20": subscribers × events/s),
-// EVENTGATE_BENCH_LOAD_TARGETS the servers ("floor,sse,websocket"), EVENTGATE_BENCH_SECONDS
+// EVENTGATE_BENCH_LOAD_TARGETS the servers ("floor,sse,websocket"; "floor-shards" is the floor
+// without a goroutine per connection), EVENTGATE_BENCH_SECONDS
 // the publishing time (default 10), EVENTGATE_BENCH_LOAD_BIN another eventgate binary to
 // measure (a build of an earlier commit, for before and after). The machine's 1-minute load is reported beside the figures:
 // on a shared machine they are only comparable at a similar load.
@@ -89,10 +91,14 @@ func buildBenchTools(b *testing.B) string {
 func loadServer(b *testing.B, tools, target string) (string, int) {
 	addr := benchAddr(b)
 	var cmd *exec.Cmd
-	if target == "floor" {
+	switch target {
+	case "floor":
 		cmd = exec.Command(filepath.Join(tools, "floor"), "-addr", addr)
 		cmd.Env = processEnv(nil)
-	} else {
+	case "floor-shards": // no goroutine per connection: one writer per core
+		cmd = exec.Command(filepath.Join(tools, "floor"), "-addr", addr, "-shards", strconv.Itoa(runtime.NumCPU()))
+		cmd.Env = processEnv(nil)
+	default:
 		bin := binPath
 		if v := os.Getenv("EVENTGATE_BENCH_LOAD_BIN"); v != "" {
 			bin = v // another build to compare, e.g. of an earlier commit
