@@ -80,7 +80,8 @@ func (c *progressConn) Write(b []byte) (int, error) {
 }
 
 // progressHijacker hands gorilla's Upgrade the connection as a progressConn, with the unsent
-// bytes limited, so that WebSocket writes judge progress as SSE's do.
+// bytes limited, so that WebSocket writes judge progress as SSE's do, under a corkConn, so that
+// a batch of frames leaves in one write.
 type progressHijacker struct{ http.ResponseWriter }
 
 func (h progressHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -93,5 +94,5 @@ func (h progressHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	limitUnsent(conn)
-	return &progressConn{Conn: conn}, brw, nil
+	return &corkConn{Conn: &progressConn{Conn: conn}}, brw, nil
 }
