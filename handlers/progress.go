@@ -94,5 +94,5 @@ func (h progressHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	limitUnsent(conn)
-	return &corkConn{Conn: &progressConn{Conn: conn}}, brw, nil
+	return &corkConn{Conn: &progressConn{Conn: conn}, raw: conn}, brw, nil
 }
