@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks, as `go tool task bench` runs them. Loopback only; Redis found or started as in tests.
 # EVENTGATE_BENCH_CONNS (default 10000) and EVENTGATE_BENCH_SECONDS (default 5) size the load runs.
+# EVENTGATE_BENCH_LOAD=1 adds the fan-out load benchmark (BenchmarkLoad: clients in a process of
+# their own, Redis, HTTP publisher; a few minutes), EVENTGATE_BENCH_LOAD_COUNT (default 3) times:
+# see docs/performance.md#fan-out-under-load for its other knobs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +22,11 @@ go test -run '^$' -bench 'IdleConnections|Broadcast' -benchtime 1x -timeout 30m 
 # on a full log (docs/storage.md).
 go test -run '^$' -bench 'DiskPublish16' -benchtime 30000x -timeout 10m ./cmd/eventgate/
 go test -run '^$' -bench 'DiskStartup' -benchtime 3x -timeout 10m ./cmd/eventgate/
+if [ "${EVENTGATE_BENCH_LOAD:-}" = 1 ]; then
+	# Opt-in: subscribers in a separate process, eventgate on Redis and the floor (bench/floor).
+	# Rounds rather than -count: each round measures floor, SSE and WebSocket back to back, so a
+	# ratio compares runs made under the same load from the rest of the machine.
+	for _ in $(seq "${EVENTGATE_BENCH_LOAD_COUNT:-3}"); do
+		go test -run '^$' -bench '^BenchmarkLoad$' -benchtime 1x -timeout 60m ./cmd/eventgate/
+	done
+fi

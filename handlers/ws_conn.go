@@ -162,7 +162,14 @@ func (w *wsConn) deliver() bool {
 	// Store reads during catch-up carry their own timeouts.
 	events, err := w.sub.Next(context.Background(), (*ep)[:0])
 	*ep = events
-	for _, e := range events {
+	cork, _ := w.conn.UnderlyingConn().(*corkConn)
+	if cork != nil {
+		defer cork.Hold(false)
+	}
+	for i, e := range events {
+		if cork != nil {
+			cork.Hold(i < len(events)-1) // the batch's frames leave in one write (corkConn)
+		}
 		if !w.pingIfDue() || !w.send(wsFrame(e)) { // a long page does not hold the ping back
 			return false
 		}

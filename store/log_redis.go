@@ -64,6 +64,7 @@ type Redis struct {
 	block     time.Duration
 	logger    *slog.Logger
 	onInvalid func(event.ID, error)
+	decoded   *decodedCache // entries read recently, decoded once (nil: none)
 
 	waitReplicas int
 	waitTimeout  time.Duration
@@ -93,6 +94,7 @@ func NewRedis(client, tail redis.UniversalClient, key string, retention int64, o
 		block:     block,
 		logger:    opts.Logger,
 		onInvalid: opts.OnInvalid,
+		decoded:   new(decodedCache),
 
 		waitReplicas: opts.WaitReplicas,
 		waitTimeout:  cmp.Or(opts.WaitTimeout, DefaultWaitTimeout),
@@ -279,7 +281,7 @@ func (r *Redis) decode(page *streams.Page, msgs []redis.XMessage) error {
 			r.invalid(id, fmt.Errorf("%w: stream entry has no %q field", event.ErrInvalidEvent, entryField))
 			continue
 		}
-		ev, err := event.DecodeEntry(id, []byte(raw))
+		ev, err := r.decoded.decode(id, raw)
 		if err != nil {
 			r.invalid(id, err)
 			continue
