@@ -215,17 +215,17 @@ func (w *wsConn) send(frame []byte) bool {
 // Its frame is kept small and its callees out of line, because it sits under gorilla's read
 // for the whole life of the connection (see wsConn).
 func (w *wsConn) read() {
-	defer w.readerLeft()
 	for {
 		_, r, err := w.conn.NextReader() // parks here while the client is idle
 		if err != nil {
 			w.readFailed(err)
-			return
+			break
 		}
 		if !w.handOver(r) {
-			return
+			break
 		}
 	}
+	w.readerLeft() // not deferred: a defer's record would deepen the parked reader's frame
 }
 
 // handOver reads a client message and passes it to the writer, waiting while the writer has not
