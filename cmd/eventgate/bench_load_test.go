@@ -126,15 +126,7 @@ func loadServer(b *testing.B, tools, target string) (string, int) {
 	}
 	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	url := "http://" + addr
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get(url + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s did not start", target)
-		}
-	}
+	waitBenchHealthy(b, url, 20*time.Millisecond) // the floor serves /healthz too
 	return url, cmd.Process.Pid
 }
 
