@@ -40,6 +40,21 @@ type QueueState struct {
 	LastEventID string    `json:"last_event_id"`
 }
 
+// statusOf is the status a job event moves a job to ("" for another type).
+func statusOf(typ string) string {
+	switch typ {
+	case event.TypeJobQueued:
+		return Queued
+	case event.TypeJobStarted, event.TypeJobProgress:
+		return Running
+	case event.TypeJobCompleted:
+		return Completed
+	case event.TypeJobFailed:
+		return Failed
+	}
+	return ""
+}
+
 // rank orders statuses so that a fold never moves a job backwards.
 func rank(status string) int {
 	switch status {
@@ -83,10 +98,7 @@ func Fold(st State, e *event.Event) (State, bool) {
 	if d.JobType != "" {
 		next.JobType = d.JobType
 	}
-	status := map[string]string{
-		event.TypeJobQueued: Queued, event.TypeJobStarted: Running, event.TypeJobProgress: Running,
-		event.TypeJobCompleted: Completed, event.TypeJobFailed: Failed,
-	}[e.Type]
+	status := statusOf(e.Type)
 	switch {
 	case rank(status) > rank(st.Status):
 		next.Status = status

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/internal/backoff"
@@ -61,7 +62,18 @@ func (p *Projector) run(ctx context.Context, f event.Filter) error {
 	}
 	defer sub.Close()
 	buf := make([]*event.Event, 0, 256)
+	var saved time.Time // when the cursor was last stored
+	dirty := false      // folded past the stored cursor
 	for {
+		// The cursor is stored once the subscription has nothing more ready, and at least every
+		// cursorEvery while it keeps busy: a write per page would cost a store round trip per
+		// page, and a crash only refolds what followed the stored cursor (folds are idempotent).
+		if dirty && (len(sub.Ready()) == 0 || time.Since(saved) >= cursorEvery) {
+			if err := p.store.SetCursor(ctx, sub.Position()); err != nil {
+				return err
+			}
+			saved, dirty = time.Now(), false
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -71,55 +83,97 @@ func (p *Projector) run(ctx context.Context, f event.Filter) error {
 		if err != nil {
 			return err
 		}
-		for _, e := range buf {
-			if e.Control {
-				continue // resync: fold what is still there
-			}
-			if err := p.apply(ctx, e); err != nil {
-				return fmt.Errorf("folding %s: %w", e.ID, err)
-			}
+		if err := p.fold(ctx, buf); err != nil {
+			return err
 		}
-		if len(buf) > 0 {
-			if err := p.store.SetCursor(ctx, sub.Position()); err != nil {
-				return err
-			}
-		}
+		dirty = dirty || len(buf) > 0
 	}
 }
 
-func (p *Projector) apply(ctx context.Context, e *event.Event) error {
-	for range 16 { // compare-and-set retries when another instance folds concurrently
-		var swapped bool
-		if e.Type == event.TypeQueueStatus {
-			st, _, err := p.store.Queue(ctx)
-			if err != nil {
-				return err
+// cursorEvery is how often a busy projector stores its cursor.
+const cursorEvery = 250 * time.Millisecond
+
+// fold folds a page: the events of each job (and the queue's) are folded together in memory and
+// stored with one compare-and-set, so a busy job costs one store round trip per page rather than
+// per event. Control events (resync) are skipped: what is still in the log is folded.
+func (p *Projector) fold(ctx context.Context, page []*event.Event) error {
+	var queue []*event.Event
+	var order []string // job ids, first seen first
+	byJob := map[string][]*event.Event{}
+	for _, e := range page {
+		switch {
+		case e.Control:
+		case e.Type == event.TypeQueueStatus:
+			queue = append(queue, e)
+		default:
+			var d struct {
+				JobID string `json:"job_id"`
 			}
-			next, changed := FoldQueue(st, e)
-			if !changed {
-				return nil
-			}
-			if swapped, err = p.store.SwapQueue(ctx, st.LastEventID, next); err != nil {
-				return err
-			}
-		} else {
-			var d jobData
 			_ = json.Unmarshal(e.Data, &d)
-			st, _, err := p.store.Job(ctx, d.JobID)
-			if err != nil {
-				return err
+			if _, ok := byJob[d.JobID]; !ok {
+				order = append(order, d.JobID)
 			}
-			next, changed := Fold(st, e)
-			if !changed {
-				return nil
-			}
-			if swapped, err = p.store.SwapJob(ctx, st.LastEventID, next); err != nil {
-				return err
-			}
-		}
-		if swapped {
-			return nil
+			byJob[d.JobID] = append(byJob[d.JobID], e)
 		}
 	}
-	return fmt.Errorf("job state kept changing under event %s", e.ID)
+	for _, id := range order {
+		if err := p.applyJob(ctx, id, byJob[id]); err != nil {
+			return err
+		}
+	}
+	if len(queue) > 0 {
+		return p.applyQueue(ctx, queue)
+	}
+	return nil
+}
+
+// casRetries bounds the compare-and-set retries when other instances fold the same state.
+const casRetries = 16
+
+// applyJob folds one job's events of a page, in log order, into its stored state.
+func (p *Projector) applyJob(ctx context.Context, id string, events []*event.Event) error {
+	for range casRetries {
+		st, _, err := p.store.Job(ctx, id)
+		if err != nil {
+			return err
+		}
+		next, changed := st, false
+		for _, e := range events {
+			var c bool
+			next, c = Fold(next, e)
+			changed = changed || c
+		}
+		if !changed {
+			return nil
+		}
+		swapped, err := p.store.SwapJob(ctx, st.LastEventID, next)
+		if err != nil || swapped {
+			return err
+		}
+	}
+	return fmt.Errorf("job %q kept changing under events up to %s", id, events[len(events)-1].ID)
+}
+
+// applyQueue folds a page's queue.status events into the stored queue state.
+func (p *Projector) applyQueue(ctx context.Context, events []*event.Event) error {
+	for range casRetries {
+		st, _, err := p.store.Queue(ctx)
+		if err != nil {
+			return err
+		}
+		next, changed := st, false
+		for _, e := range events {
+			var c bool
+			next, c = FoldQueue(next, e)
+			changed = changed || c
+		}
+		if !changed {
+			return nil
+		}
+		swapped, err := p.store.SwapQueue(ctx, st.LastEventID, next)
+		if err != nil || swapped {
+			return err
+		}
+	}
+	return fmt.Errorf("the queue state kept changing under events up to %s", events[len(events)-1].ID)
 }
