@@ -114,7 +114,7 @@ func TestForgottenChangesNeverRepeat(t *testing.T) {
 // of the gap again, as the first was.
 func TestSecondReplayIntoTrimmedStretchResyncs(t *testing.T) {
 	t.Parallel()
-	h, log := startHub(t, 4, 8)
+	h, log := startHubTrimmed(t, 4, 8)
 	q := func() event.Draft { return draft(t, "queue.status", `{"pending":1,"active":0}`) }
 	ids := appendDrafts(t, log, note(t), note(t), note(t), note(t), note(t), note(t), note(t), q(), q(), note(t))
 	hubAt(t, h, "caught up", func(id event.ID) bool { return id == ids[9] })

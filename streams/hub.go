@@ -17,6 +17,12 @@ type HubOptions struct {
 	Buffer int
 	// PageSize is how many events one log read returns, for the reader and for catch-up (default 256).
 	PageSize int
+	// Window is how many of the last dispatched events the hub keeps in memory, so that
+	// subscriptions catching up within them (a burst larger than their buffer, a client resuming
+	// from a recent position) read there rather than the log (default 4096; negative: none).
+	Window int
+	// WindowBytes bounds the window's memory (default 16 MiB).
+	WindowBytes int
 	// Logger receives reader errors (default slog.Default()).
 	Logger *slog.Logger
 	// Observer receives counters for metrics (default: none).
@@ -59,6 +65,7 @@ type Hub struct {
 	opts HubOptions
 
 	started chan struct{} // closed once last holds the log's end at start-up
+	window  *window       // the last dispatched events; nil when HubOptions.Window < 0
 
 	mu   sync.Mutex
 	subs map[*Subscription]struct{}
@@ -74,13 +81,23 @@ func NewHub(log Log, opts HubOptions) *Hub {
 	if opts.PageSize <= 0 {
 		opts.PageSize = 256
 	}
+	if opts.Window == 0 {
+		opts.Window = 4096
+	}
+	if opts.WindowBytes <= 0 {
+		opts.WindowBytes = 16 << 20
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	return &Hub{log: log, opts: opts, started: make(chan struct{}), subs: make(map[*Subscription]struct{})}
+	h := &Hub{log: log, opts: opts, started: make(chan struct{}), subs: make(map[*Subscription]struct{})}
+	if opts.Window > 0 {
+		h.window = newWindow(opts.Window, opts.WindowBytes)
+	}
+	return h
 }
 
 // Run is the process's single log reader. It finds the log's end, then tails it and dispatches
@@ -94,6 +111,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.mu.Lock()
 			h.last = b.Last
 			h.mu.Unlock()
+			h.remember(nil, b.Last, true)
 			close(h.started)
 			break
 		}
@@ -122,18 +140,26 @@ func (h *Hub) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		lost := !page.Bounds.Holds(after) || after.Less(page.Bounds.MaxDeleted)
+		if page.Gone || lost {
+			// The page does not continue what the window holds: empty it before anyone is woken
+			// to re-read, so that nobody catches up across the loss from memory.
+			h.remember(nil, page.Next, true)
+		}
 		if page.Gone {
 			// The reader's own position, which it read, is no longer in the log: a failover lost
 			// it and what followed it up to the page's first entry. Whoever resumes inside that
 			// stretch gets a resync (lostAt); live subscribers here have it all already.
 			h.vanished(page.Before, after, page.Events)
 		}
-		if !page.Bounds.Holds(after) || after.Less(page.Bounds.MaxDeleted) {
+		if lost {
 			// What followed after is gone: the log restarted empty and was appended to before
 			// the idle check below saw it empty, or the ring was trimmed past the reader (it
 			// lagged, or one batch outgrew the ring). Every subscriber re-reads the log, which
 			// cannot vouch for its position either, and gets a resync.
 			h.lose(after, page.Bounds)
+		} else if !page.Gone {
+			h.remember(page.Events, page.Next, false) // before the offers: see window
 		}
 		h.dispatch(page.Events, page.Next)
 	}
@@ -162,6 +188,18 @@ func (h *Hub) dispatch(events []*event.Event, next event.ID) {
 	}
 	h.last = next
 	h.opts.Observer.Dispatched(events)
+}
+
+// remember adds a batch to the window, or, when fresh, empties it up to next: nothing before a
+// loss of the log is read from memory.
+func (h *Hub) remember(events []*event.Event, next event.ID, fresh bool) {
+	switch {
+	case h.window == nil:
+	case fresh:
+		h.window.reset(next, event.ID{})
+	default:
+		h.window.add(events, next)
+	}
 }
 
 // resync builds a resync control event for one subscriber and counts it, with the extra fields
@@ -202,6 +240,9 @@ func (h *Hub) reset(last event.ID) {
 	h.lost = append(h.lost, lostRange{lo: last, hi: h.last})
 	if len(h.lost) > maxLostRanges {
 		h.lost = h.lost[1:]
+	}
+	if h.window != nil {
+		h.window.reset(last, h.last) // before anyone is woken to re-read
 	}
 	h.last = last
 	for s := range h.subs {

@@ -31,9 +31,22 @@ func progress(t testing.TB, pct int) event.Draft {
 // startHub runs a hub over a memory ring until the test ends.
 func startHub(t *testing.T, retention, buffer int) (*streams.Hub, *store.Memory) {
 	t.Helper()
+	return startHubWith(t, retention, streams.HubOptions{Buffer: buffer, PageSize: 32})
+}
+
+// startHubTrimmed is startHub for tests of a trimmed log: its hub keeps no window, which would
+// serve the events the log trimmed from memory (TestWindowOutlivesTrim) whenever the reader
+// kept up.
+func startHubTrimmed(t *testing.T, retention, buffer int) (*streams.Hub, *store.Memory) {
+	t.Helper()
+	return startHubWith(t, retention, streams.HubOptions{Buffer: buffer, PageSize: 32, Window: -1})
+}
+
+func startHubWith(t *testing.T, retention int, opts streams.HubOptions) (*streams.Hub, *store.Memory) {
+	t.Helper()
 	log := store.NewMemory(retention)
 	log.SetPoll(50 * time.Millisecond)
-	h := streams.NewHub(log, streams.HubOptions{Buffer: buffer, PageSize: 32})
+	h := streams.NewHub(log, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = h.Run(ctx) }()
@@ -140,7 +153,7 @@ func TestSlowSubscriberCatchesUpFromLog(t *testing.T) {
 
 func TestResyncAfterTrim(t *testing.T) {
 	t.Parallel()
-	h, log := startHub(t, 10, 4)
+	h, log := startHubTrimmed(t, 10, 4)
 	ids := appendN(t, log, 30)
 	sub, _ := h.Subscribe(context.Background(), event.Filter{}, streams.After(ids[2]))
 	defer sub.Close()
@@ -172,7 +185,7 @@ func TestResyncUnknownPosition(t *testing.T) {
 
 func TestFromOldestNeedsNoResync(t *testing.T) {
 	t.Parallel()
-	h, log := startHub(t, 10, 4)
+	h, log := startHub(t, 10, 4) // the window never answers "from the oldest"
 	ids := appendN(t, log, 25)
 	sub, _ := h.Subscribe(context.Background(), event.Filter{}, streams.After(event.ID{}))
 	defer sub.Close()

@@ -1,6 +1,7 @@
 package streams_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -53,25 +54,35 @@ func wantResync(t *testing.T, e *event.Event, reason string) {
 
 // TestRestartedEmptyLogResyncsResume: the log lost A's successors and was appended to (C) before
 // the hub's idle check could see it empty. A subscriber resuming after A must get a resync, not C
-// alone: C's id is larger than A's, but the new log cannot vouch for what followed A.
+// alone: C's id is larger than A's, but the new log cannot vouch for what followed A. With the
+// hub's window, B (which the hub read from the old log) comes first from memory, then the resync
+// once the reader finds the log lost; without it, the log's own bounds give the resync at once.
 func TestRestartedEmptyLogResyncsResume(t *testing.T) {
 	t.Parallel()
-	log := &swappableLog{log: quickRing(100)}
-	h := runHub(t, log, streams.HubOptions{Buffer: 8})
-	<-h.Started()
-	ids := appendN(t, log, 2) // A, B
-	hubAt(t, h, "dispatched B", func(id event.ID) bool { return id == ids[1] })
-	ring, c := restartedEmpty(t, ids)
-	log.set(ring, false)
+	for _, window := range []int{0, -1} {
+		t.Run(fmt.Sprint("window=", window), func(t *testing.T) {
+			t.Parallel()
+			log := &swappableLog{log: quickRing(100)}
+			h := runHub(t, log, streams.HubOptions{Buffer: 8, Window: window})
+			<-h.Started()
+			ids := appendN(t, log, 2) // A, B
+			hubAt(t, h, "dispatched B", func(id event.ID) bool { return id == ids[1] })
+			ring, c := restartedEmpty(t, ids)
+			log.set(ring, false)
 
-	sub, err := h.Subscribe(t.Context(), event.Filter{}, streams.After(ids[0]))
-	if err != nil {
-		t.Fatal(err)
+			sub, err := h.Subscribe(t.Context(), event.Filter{}, streams.After(ids[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			if window == 0 {
+				wantIDs(t, collect(t, sub, 1), ids[1:])
+			}
+			got := collect(t, sub, 2)
+			wantResync(t, got[0], streams.ReasonUnknown)
+			wantIDs(t, got[1:], []event.ID{c})
+		})
 	}
-	defer sub.Close()
-	got := collect(t, sub, 2)
-	wantResync(t, got[0], streams.ReasonUnknown)
-	wantIDs(t, got[1:], []event.ID{c})
 }
 
 // TestRestartedEmptyLogResyncsLive: a live subscriber whose hub reader had not read the last
@@ -128,7 +139,7 @@ func TestHoldsBounds(t *testing.T) {
 // subscribers must get a resync (or every event), never a silent gap.
 func TestHubLagBehindTrimResyncs(t *testing.T) {
 	t.Parallel()
-	h, log := startHub(t, 4, 64)
+	h, log := startHub(t, 4, 64) // with the window: it must not serve across the loss
 	sub, err := h.Subscribe(t.Context(), event.Filter{}, streams.Live)
 	if err != nil {
 		t.Fatal(err)

@@ -220,6 +220,14 @@ func (s *Subscription) readLog(ctx context.Context, dst []*event.Event) ([]*even
 		<-s.live
 	}
 	s.overflow.Store(false)
+	if w := s.hub.window; w != nil {
+		n := len(dst)
+		if dst, next, end, ok := w.read(s.pos, s.hub.opts.PageSize, dst); ok {
+			// The window holds every event after pos up to next, read from the log after any
+			// loss or reset it knows of: nothing to vouch for, only to filter.
+			return s.deliverPage(dst, n, next, end), nil
+		}
+	}
 	page, err := s.hub.log.Read(ctx, s.pos, s.hub.opts.PageSize)
 	if err != nil {
 		s.overflow.Store(true) // whatever is buffered now may follow a gap: re-read it later
@@ -261,25 +269,35 @@ func (s *Subscription) readLog(ctx context.Context, dst []*event.Event) ([]*even
 		dst = append(dst, s.hub.resync(ctx, s.Filter(), ReasonTruncated, s.pos, b.First, at))
 		s.pos = at
 	}
+	n := len(dst)
+	dst = append(dst, page.Events...)
+	return s.deliverPage(dst, n, page.Next, page.Next.Compare(s.pos) <= 0), nil
+}
+
+// deliverPage keeps, of the events read into dst[n:], those the subscription is to deliver, and
+// moves its position to next. done: caught up, continue with the live buffer.
+func (s *Subscription) deliverPage(dst []*event.Event, n int, next event.ID, done bool) []*event.Event {
 	s.fromOldest = false
 	f := s.filter.Load()
-	for _, e := range page.Events {
+	keep := dst[:n]
+	for _, e := range dst[n:] {
 		if !s.pos.Less(e.ID) || !f.Match(e) {
 			continue
 		}
 		if !s.doneHi.Less(e.ID) && s.delivered(e) {
 			continue
 		}
-		dst = append(dst, e)
+		keep = append(keep, e)
 	}
-	if page.Next.Compare(s.pos) <= 0 {
-		// Caught up with the log: continue with the live buffer.
+	clear(dst[len(keep):]) // no references kept past the page
+	if s.pos.Less(next) {
+		s.pos = next
+	}
+	if done {
 		s.catchup = false
-	} else {
-		s.pos = page.Next
 	}
 	s.signal()
-	return dst, nil
+	return keep
 }
 
 // delivered reports whether an earlier filter of this subscription delivered e already.

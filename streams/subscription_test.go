@@ -120,7 +120,7 @@ func TestResyncKeepsHeldEvents(t *testing.T) {
 	t.Parallel()
 	mem := store.NewMemory(100)
 	mem.SetPoll(20 * time.Millisecond)
-	h := streams.NewHub(holeLog{mem}, streams.HubOptions{})
+	h := streams.NewHub(holeLog{mem}, streams.HubOptions{Window: -1}) // the log's Read is under test
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = h.Run(ctx) }()
@@ -140,7 +140,8 @@ func TestResyncOnceForDeletedEntry(t *testing.T) {
 	t.Parallel()
 	client, _, prefix := redistest.Client(t)
 	log := store.NewRedis(client, nil, prefix+"events", 0, store.RedisOptions{Block: 50 * time.Millisecond})
-	h := streams.NewHub(log, streams.HubOptions{Buffer: 8, PageSize: 32})
+	// No window: the hub read entry 150 before it was deleted and would serve it from memory.
+	h := streams.NewHub(log, streams.HubOptions{Buffer: 8, PageSize: 32, Window: -1})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = h.Run(ctx) }()
