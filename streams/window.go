@@ -81,8 +81,8 @@ func (w *window) evict() {
 func (w *window) at(i int) *event.Event { return w.buf[(w.head+i)%len(w.buf)] }
 
 // read appends to dst up to limit events after pos, and returns it with the position read up to
-// and whether that is the window's end. ok is false when the window does not cover pos (before
-// from, or past to) or pos is zero: read the log.
+// and whether that is the window's end. ok is false, read the log, unless pos is one the reader
+// saw: an event the window holds, or its start or end.
 func (w *window) read(pos event.ID, limit int, dst []*event.Event) (_ []*event.Event, next event.ID, end, ok bool) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
@@ -92,6 +92,11 @@ func (w *window) read(pos event.ID, limit int, dst []*event.Event) (_ []*event.E
 	}
 	limit = max(limit, 1)
 	i := sort.Search(w.n, func(i int) bool { return pos.Less(w.at(i).ID) })
+	if pos != w.from && pos != w.to && (i == 0 || w.at(i-1).ID != pos) {
+		// A position the reader never saw, such as one from a log that was lost before the
+		// reader read it (the window's (from, to] says nothing about it): the log's to judge.
+		return dst, pos, false, false
+	}
 	stop := min(w.n, i+limit)
 	for j := i; j < stop; j++ {
 		dst = append(dst, w.at(j))

@@ -122,3 +122,27 @@ func TestWindowOutlivesTrim(t *testing.T) {
 	defer sub.Close()
 	wantIDs(t, collect(t, sub, 27), ids[3:])
 }
+
+// A position the hub's reader never saw is the log's to judge, even when it falls between the
+// window's start and end: here the reader started on an empty log, A and B were appended and lost
+// with the store before it read them, and the new log's C followed. A client resuming after A
+// must get a resync, not C alone (found by TestE2ERedisRestartedEmpty).
+func TestWindowIgnoresPositionsItNeverSaw(t *testing.T) {
+	t.Parallel()
+	log := &swappableLog{log: quickRing(100)}
+	h := runHub(t, log, streams.HubOptions{Buffer: 8})
+	<-h.Started()
+	ids := appendN(t, quickRing(100), 2) // A and B, in a log the reader never reads
+	ring, c := restartedEmpty(t, ids)
+	log.set(ring, false)
+	hubAt(t, h, "dispatched C", func(id event.ID) bool { return id == c })
+
+	sub, err := h.Subscribe(t.Context(), event.Filter{}, streams.After(ids[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	got := collect(t, sub, 2)
+	wantResync(t, got[0], streams.ReasonUnknown)
+	wantIDs(t, got[1:], []event.ID{c})
+}

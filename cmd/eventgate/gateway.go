@@ -48,7 +48,11 @@ func assemble(cfg config, verifier *auth.Verifier, metrics *telemetry.Metrics, l
 	g.backend = b
 	g.metrics.Registry().MustRegister(b.collectors...)
 	connectLimiter, publishLimiter := rateLimiters(cfg, b.redis)
-	g.hub = streams.NewHub(b.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Logger: logger, Observer: g.metrics, Resync: jobs.ResyncQueue(b.jobs)})
+	window := cfg.CatchUpWindow
+	if window == 0 {
+		window = -1 // none
+	}
+	g.hub = streams.NewHub(b.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Window: window, Logger: logger, Observer: g.metrics, Resync: jobs.ResyncQueue(b.jobs)})
 	g.hooks = newWebhookRuntime(cfg, logger, g.hub, b.log, b.webhooks, g.metrics.WebhookObserver())
 	g.srv, err = handlers.New(handlerConfig(cfg, verifier), handlers.Deps{
 		ConnectLimiter: connectLimiter, PublishLimiter: publishLimiter, Metrics: g.metrics,
