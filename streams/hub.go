@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/eventgate/eventgate/event"
 	"github.com/eventgate/eventgate/internal/backoff"
@@ -17,6 +18,11 @@ type HubOptions struct {
 	Buffer int
 	// PageSize is how many events one log read returns, for the reader and for catch-up (default 256).
 	PageSize int
+	// Interval is the least time between two dispatches while events keep coming (default 0:
+	// none). The first event after a pause is dispatched at once; under load the reader waits
+	// out the rest of the interval and dispatches what the log gathered meanwhile as one batch,
+	// so every subscriber is woken, and writes, once per batch rather than once per event.
+	Interval time.Duration
 	// Window is how many of the last dispatched events the hub keeps in memory, so that
 	// subscriptions catching up within them (a burst larger than their buffer, a client resuming
 	// from a recent position) read there rather than the log (default 4096; negative: none).
@@ -120,7 +126,21 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 	}
 	fails = 0
+	var pause *time.Timer    // waits out the rest of Interval
+	var dispatched time.Time // when the last batch went out
 	for {
+		if d := h.opts.Interval - time.Since(dispatched); h.opts.Interval > 0 && d > 0 {
+			if pause == nil {
+				pause = time.NewTimer(d)
+			} else {
+				pause.Reset(d)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-pause.C:
+			}
+		}
 		h.mu.Lock()
 		after := h.last
 		h.mu.Unlock()
@@ -162,6 +182,9 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.remember(page.Events, page.Next, false) // before the offers: see window
 		}
 		h.dispatch(page.Events, page.Next)
+		if len(page.Events) > 0 {
+			dispatched = time.Now()
+		}
 	}
 }
 

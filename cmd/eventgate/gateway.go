@@ -52,7 +52,7 @@ func assemble(cfg config, verifier *auth.Verifier, metrics *telemetry.Metrics, l
 	if window == 0 {
 		window = -1 // none
 	}
-	g.hub = streams.NewHub(b.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Window: window, Logger: logger, Observer: g.metrics, Resync: jobs.ResyncQueue(b.jobs)})
+	g.hub = streams.NewHub(b.log, streams.HubOptions{Buffer: cfg.SubscriberBuffer, Window: window, Interval: cfg.DispatchInterval, Logger: logger, Observer: g.metrics, Resync: jobs.ResyncQueue(b.jobs)})
 	g.hooks = newWebhookRuntime(cfg, logger, g.hub, b.log, b.webhooks, g.metrics.WebhookObserver())
 	g.srv, err = handlers.New(handlerConfig(cfg, verifier), handlers.Deps{
 		ConnectLimiter: connectLimiter, PublishLimiter: publishLimiter, Metrics: g.metrics,
