@@ -25,7 +25,8 @@ const unsentLowWater = 16 << 10
 // it to the deadline asked for and carries on, so a write still fails exactly when asked.
 type progressConn struct {
 	net.Conn
-	deadline time.Time     // the deadline asked for
+	asked    time.Time     // the last deadline passed to SetWriteDeadline
+	deadline time.Time     // the deadline asked for, extended by Write while the client reads
 	window   time.Duration // the length the deadline was set to
 	armed    time.Time     // the deadline set on Conn: zero (none) or never later than deadline
 	cut      atomic.Bool   // set by Cut: writes are no longer extended
@@ -44,6 +45,12 @@ func (c *progressConn) Cut() {
 }
 
 func (c *progressConn) SetWriteDeadline(t time.Time) error {
+	if t == c.asked && !t.IsZero() && !c.cut.Load() {
+		// The frames of one batch share a deadline: the window set by the first one stands,
+		// extended by Write while the client reads; not even the clock need be read.
+		return nil
+	}
+	c.asked = t
 	now := time.Now()
 	if c.cut.Load() {
 		t = now
