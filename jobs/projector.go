@@ -132,48 +132,47 @@ const casRetries = 16
 
 // applyJob folds one job's events of a page, in log order, into its stored state.
 func (p *Projector) applyJob(ctx context.Context, id string, events []*event.Event) error {
-	for range casRetries {
+	load := func(ctx context.Context) (State, error) {
 		st, _, err := p.store.Job(ctx, id)
-		if err != nil {
-			return err
-		}
-		next, changed := st, false
-		for _, e := range events {
-			var c bool
-			next, c = Fold(next, e)
-			changed = changed || c
-		}
-		if !changed {
-			return nil
-		}
-		swapped, err := p.store.SwapJob(ctx, st.LastEventID, next)
-		if err != nil || swapped {
-			return err
-		}
+		return st, err
 	}
-	return fmt.Errorf("job %q kept changing under events up to %s", id, events[len(events)-1].ID)
+	return foldInto(ctx, "job "+id, events, load, Fold, func(st State) string { return st.LastEventID }, p.store.SwapJob)
 }
 
 // applyQueue folds a page's queue.status events into the stored queue state.
 func (p *Projector) applyQueue(ctx context.Context, events []*event.Event) error {
-	for range casRetries {
+	load := func(ctx context.Context) (QueueState, error) {
 		st, _, err := p.store.Queue(ctx)
+		return st, err
+	}
+	return foldInto(ctx, "the queue", events, load, FoldQueue, func(st QueueState) string { return st.LastEventID }, p.store.SwapQueue)
+}
+
+// foldInto folds events, in order, into the state load returns and stores the result with swap,
+// conditional on the stored state's last event id (last) being unchanged: when another writer
+// got there first it reads and folds again, up to casRetries times. what names the state in the
+// error.
+func foldInto[S any](ctx context.Context, what string, events []*event.Event,
+	load func(context.Context) (S, error), fold func(S, *event.Event) (S, bool),
+	last func(S) string, swap func(context.Context, string, S) (bool, error)) error {
+	for range casRetries {
+		st, err := load(ctx)
 		if err != nil {
 			return err
 		}
 		next, changed := st, false
 		for _, e := range events {
 			var c bool
-			next, c = FoldQueue(next, e)
+			next, c = fold(next, e)
 			changed = changed || c
 		}
 		if !changed {
 			return nil
 		}
-		swapped, err := p.store.SwapQueue(ctx, st.LastEventID, next)
+		swapped, err := swap(ctx, last(st), next)
 		if err != nil || swapped {
 			return err
 		}
 	}
-	return fmt.Errorf("the queue state kept changing under events up to %s", events[len(events)-1].ID)
+	return fmt.Errorf("%s kept changing under events up to %s", what, events[len(events)-1].ID)
 }
