@@ -2,7 +2,9 @@ package streams_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -72,19 +74,26 @@ func drainTo(t *testing.T, sub *streams.Subscription, rec *attackLog, changeAfte
 	var out []*event.Event
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	failed := false // the last Next failed (the store was down): retry on the next tick
+	next := func() {
+		var err error
+		out, err = sub.Next(ctx, out)
+		if failed = err != nil; failed && !errors.Is(err, streams.ErrUnavailable) {
+			t.Error(err)
+		}
+		if change != nil && len(out) >= changeAfter {
+			change(out)
+			change = nil
+		}
+	}
 	for {
 		select {
 		case <-sub.Ready():
-			var err error
-			if out, err = sub.Next(ctx, out); err != nil {
-				t.Error(err)
-				return out
-			}
-			if change != nil && len(out) >= changeAfter {
-				change(out)
-				change = nil
-			}
+			next()
 		case <-tick.C: // poll: is everything appended delivered?
+			if failed {
+				next()
+			}
 			events, done := rec.snapshot()
 			if done && (len(events) == 0 || !sub.Position().Less(events[len(events)-1].id)) {
 				return out
@@ -354,4 +363,137 @@ func TestChangeReplayFromWindowDoesNotRepeatAttack(t *testing.T) {
 	all = append(all, drainUntilQuiet(t, sub)...)
 	wantExactly(t, "across the change", all, []event.ID{a[1], a[2], a[3], b[0], c[0]})
 
+}
+
+// A log that goes back in time — restarted empty (the reader's idle check sees it), or restarted
+// and appended to before the reader looked — while subscribers with a buffer of 1 are catching
+// up from the window, some resuming from recent positions just before or just after the loss:
+// none may cross from the old log into the new without a resync, skip an event of either log
+// without one, or get an event twice; and after its last resync each gets every event the new
+// log holds.
+func TestResetRacesWindowCatchUpAttack(t *testing.T) {
+	t.Parallel()
+	for _, appendedFirst := range []bool{false, true} {
+		for _, window := range []int{0, 8} { // default (4096) and small
+			name := fmt.Sprintf("appended first %v window %d", appendedFirst, window)
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				resetRaceAttack(t, appendedFirst, streams.HubOptions{Buffer: 1, PageSize: 4, Window: window,
+					Logger: slog.New(slog.DiscardHandler)})
+			})
+		}
+	}
+}
+
+func resetRaceAttack(t *testing.T, appendedFirst bool, opts streams.HubOptions) {
+	log := &swappableLog{log: quickRing(1 << 20)}
+	h := runHub(t, log, opts)
+	<-h.Started()
+	rec := &attackLog{}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for range 30 {
+		appendMixed(t, rnd, log, rec, 0)
+	}
+	var wg sync.WaitGroup
+	const subs = 10
+	results := make([][]*event.Event, subs)
+	starts := make([]event.ID, subs)
+	run := func(i int, start event.ID) {
+		starts[i] = start
+		sub, err := h.Subscribe(context.Background(), event.Filter{}, streams.After(start))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer sub.Close()
+		results[i] = drainTo(t, sub, rec, 0, nil)
+	}
+	old, _ := rec.snapshot()
+	for i := range subs / 2 { // resuming from recent positions, before the loss
+		start := old[len(old)-1-rnd.IntN(12)].id
+		wg.Go(func() { run(i, start) })
+		appendMixed(t, rnd, log, rec, 0)
+	}
+	old, _ = rec.snapshot()
+	// The store loses its log, restarting in the next millisecond (ids are time-based).
+	for uint64(time.Now().UnixMilli()) <= old[len(old)-1].id.MS {
+		time.Sleep(time.Millisecond)
+	}
+	fresh := quickRing(1 << 20)
+	if appendedFirst {
+		appendMixed(t, rnd, fresh, rec, 1)
+		log.set(fresh, false)
+	} else {
+		log.set(nil, true)
+		log.set(fresh, false)
+	}
+	for i := subs / 2; i < subs; i++ { // resuming from old positions, after the loss
+		start := old[len(old)-1-rnd.IntN(12)].id
+		wg.Go(func() { run(i, start) })
+		appendMixed(t, rnd, log, rec, 1)
+	}
+	for range 40 {
+		appendMixed(t, rnd, log, rec, 1)
+	}
+	rec.mu.Lock()
+	rec.done = true
+	rec.mu.Unlock()
+	wg.Wait()
+	events, _ := rec.snapshot()
+	for i := range subs {
+		checkAcrossReset(t, fmt.Sprintf("sub %d from %v", i, starts[i]), starts[i], results[i], events)
+	}
+}
+
+// checkAcrossReset checks one subscriber's delivery against the two logs (events: log 0's,
+// then log 1's, in order).
+func checkAcrossReset(t *testing.T, who string, start event.ID, got []*event.Event, events []attackEvent) {
+	t.Helper()
+	index := map[event.ID]int{}
+	for i, e := range events {
+		index[e.id] = i
+	}
+	// successor of a position in log which: the index of the first of its events after pos.
+	successor := func(pos event.ID, which int) int {
+		for i, e := range events {
+			if e.log == which && pos.Less(e.id) {
+				return i
+			}
+		}
+		return len(events)
+	}
+	prev, prevLog := start, 0 // the position delivery continues from
+	resynced := false
+	var last event.ID
+	for k, e := range got {
+		if e.Control {
+			if e.Type != streams.TypeResync {
+				t.Errorf("%s: control event %s", who, e.Type)
+			}
+			prev, prevLog, resynced = e.ID, 1, true // continue in the new log
+			continue
+		}
+		if !last.Less(e.ID) {
+			t.Errorf("%s: event %d (%v) not after %v: repeated or out of order", who, k, e.ID, last)
+			return
+		}
+		last = e.ID
+		i, ok := index[e.ID]
+		if !ok {
+			t.Errorf("%s: event %d (%v) was never appended", who, k, e.ID)
+			return
+		}
+		if events[i].log != prevLog && !resynced {
+			t.Errorf("%s: event %d (%v) of the new log follows %v of the old without a resync", who, k, e.ID, prev)
+			return
+		}
+		if want := successor(prev, prevLog); i != want {
+			t.Errorf("%s: event %d is %v, want %v (after %v): a gap without a resync", who, k, e.ID, events[min(want, len(events)-1)].id, prev)
+			return
+		}
+		prev, prevLog, resynced = e.ID, events[i].log, false
+	}
+	if want := successor(prev, 1); want != len(events) || prevLog != 1 {
+		t.Errorf("%s: delivery ended at %v (log %d), short of the new log's last event", who, prev, prevLog)
+	}
 }
