@@ -30,6 +30,10 @@ type progressConn struct {
 	window   time.Duration // the length the deadline was set to
 	armed    time.Time     // the deadline set on Conn: zero (none) or never later than deadline
 	cut      atomic.Bool   // set by Cut: writes are no longer extended
+	// moved: a write completed since the window began, so the client read in it. Writes that share
+	// a deadline (the frames of a batch) each start with less than a window left; one that then
+	// waits out the deadline has not seen the client stall for a window (see Write).
+	moved bool
 }
 
 // armSlack is the part of a window an armed deadline must still have ahead to be kept: at
@@ -51,6 +55,7 @@ func (c *progressConn) SetWriteDeadline(t time.Time) error {
 		return nil
 	}
 	c.asked = t
+	c.moved = false
 	now := time.Now()
 	if c.cut.Load() {
 		t = now
@@ -69,6 +74,9 @@ func (c *progressConn) Write(b []byte) (int, error) {
 	for {
 		n, err := c.Conn.Write(b[done:])
 		done += n
+		if err == nil && done > 0 {
+			c.moved = true
+		}
 		if err == nil || c.cut.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return done, err
 		}
@@ -76,8 +84,14 @@ func (c *progressConn) Write(b []byte) (int, error) {
 		case n > 0 && c.window > 0:
 			// Progress in this window: the client reads, slowly. A new window from now.
 			c.deadline = now.Add(c.window)
+			c.moved = false
 		case c.armed.Before(c.deadline) && now.Before(c.deadline):
 			// The armed deadline was an earlier one kept by SetWriteDeadline: not the one asked for.
+		case c.moved && c.window > 0:
+			// An earlier write under this deadline completed in this window: the client read in
+			// it, and this write started with less than a window left. A new window from now.
+			c.deadline = now.Add(c.window)
+			c.moved = false
 		default:
 			return done, err
 		}

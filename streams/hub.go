@@ -21,7 +21,8 @@ type HubOptions struct {
 	// Interval is the least time between two dispatches while events keep coming (default 0:
 	// none). The first event after a pause is dispatched at once; under load the reader waits
 	// out the rest of the interval and dispatches what the log gathered meanwhile as one batch,
-	// so every subscriber is woken, and writes, once per batch rather than once per event.
+	// so every subscriber is woken, and writes, once per batch rather than once per event. A full
+	// page is followed by the next read at once: a backlog is not held to a page per interval.
 	Interval time.Duration
 	// Window is how many of the last dispatched events the hub keeps in memory, so that
 	// subscriptions catching up within them (a burst larger than their buffer, a client resuming
@@ -182,7 +183,13 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.remember(page.Events, page.Next, false) // before the offers: see window
 		}
 		h.dispatch(page.Events, page.Next)
-		if len(page.Events) > 0 {
+		switch {
+		case len(page.Events) >= h.opts.PageSize:
+			// A full page: more is likely waiting, and the batch is as large as a read makes it.
+			// Read on at once, or the reader would dispatch at most a page per interval and fall
+			// behind a log appended to faster than that, until the ring trims past it.
+			dispatched = time.Time{}
+		case len(page.Events) > 0:
 			dispatched = time.Now()
 		}
 	}

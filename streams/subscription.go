@@ -193,7 +193,10 @@ func (s *Subscription) Next(ctx context.Context, dst []*event.Event) ([]*event.E
 		case e := <-s.live:
 			if s.pos.Less(e.ID) {
 				s.pos = e.ID
-				if f.Match(e) {
+				// A replay after a Change can end, and go live, below what was delivered before it:
+				// the window ends where the hub's reader is, and the subscription may have read the
+				// log ahead of it. Events up to doneHi are then checked against the earlier filters.
+				if f.Match(e) && (s.doneHi.Less(e.ID) || !s.delivered(e)) {
 					dst = append(dst, e)
 				}
 			}
