@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventgate/eventgate/event"
@@ -74,10 +75,16 @@ type Hub struct {
 	started chan struct{} // closed once last holds the log's end at start-up
 	window  *window       // the last dispatched events; nil when HubOptions.Window < 0
 
-	mu   sync.Mutex
-	subs map[*Subscription]struct{}
-	last event.ID    // position of the last dispatched batch; guarded by mu
-	lost []lostRange // stretches lost in log resets and failovers, newest last; guarded by mu
+	// reads counts the reader's reads begun, readsDone the last one finished (dispatched, or found
+	// empty); waiting are the subscriptions to wake when a read finishes (see readSince).
+	reads     atomic.Uint64
+	readsDone atomic.Uint64
+
+	mu      sync.Mutex
+	subs    map[*Subscription]struct{}
+	waiting map[*Subscription]struct{} // guarded by mu
+	last    event.ID                   // position of the last dispatched batch; guarded by mu
+	lost    []lostRange                // stretches lost in log resets and failovers, newest last; guarded by mu
 }
 
 // NewHub returns a hub over log. Call Run to start its reader.
@@ -145,6 +152,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.mu.Lock()
 		after := h.last
 		h.mu.Unlock()
+		read := h.reads.Add(1)
 		page, err := h.log.Tail(ctx, after, h.opts.PageSize)
 		if err != nil {
 			if !h.retry(ctx, &fails, err) {
@@ -159,6 +167,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			if b, err := h.log.Bounds(ctx); err == nil && b.Last.Less(after) {
 				h.reset(b.Last)
 			}
+			h.readDone(read)
 			continue
 		}
 		lost := !page.Bounds.Holds(after) || after.Less(page.Bounds.MaxDeleted)
@@ -183,6 +192,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.remember(page.Events, page.Next, false) // before the offers: see window
 		}
 		h.dispatch(page.Events, page.Next)
+		h.readDone(read)
 		switch {
 		case len(page.Events) >= h.opts.PageSize:
 			// A full page: more is likely waiting, and the batch is as large as a read makes it.
@@ -193,6 +203,35 @@ func (h *Hub) Run(ctx context.Context) error {
 			dispatched = time.Now()
 		}
 	}
+}
+
+// readDone records that the reader finished read n and wakes the subscriptions waiting for it.
+func (h *Hub) readDone(n uint64) {
+	h.readsDone.Store(n)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.waiting {
+		delete(h.waiting, s)
+		s.signal()
+	}
+}
+
+// readSince reports whether the reader has finished a read begun after read n; if not, s is
+// woken when it does. Drainer goroutine of s only.
+func (h *Hub) readSince(s *Subscription, n uint64) bool {
+	if h.readsDone.Load() > n {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.readsDone.Load() > n { // finished meanwhile: readDone may have looked already
+		return true
+	}
+	if h.waiting == nil {
+		h.waiting = make(map[*Subscription]struct{})
+	}
+	h.waiting[s] = struct{}{}
+	return false
 }
 
 // retry logs err and waits out the back-off after *fails earlier failures (backoff.Store: 100ms
@@ -374,5 +413,6 @@ func (h *Hub) Len() int {
 func (h *Hub) remove(s *Subscription) {
 	h.mu.Lock()
 	delete(h.subs, s)
+	delete(h.waiting, s)
 	h.mu.Unlock()
 }

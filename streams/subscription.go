@@ -30,6 +30,10 @@ type Subscription struct {
 	catchup     bool     // reading from the log rather than the live buffer
 	fromOldest  bool     // started at "0": a trimmed ring is expected, not a resync
 	resyncedFor event.ID // the MaxDeleted a resync was sent for: one resync per deletion
+	// jumpedAt: a resync moved pos into a log the hub's reader may not have reached yet (it can
+	// still hold a page of the lost one): the subscription goes live only once the reader has
+	// finished a read begun after the jump (Hub.reads at the jump; 0: none pending).
+	jumpedAt uint64
 	// segStart is where the current filter took effect: every event in (segStart, pos] it matches
 	// was delivered (or is covered by done).
 	segStart event.ID
@@ -255,6 +259,7 @@ func (s *Subscription) readLog(ctx context.Context, dst []*event.Event) ([]*even
 		}
 		dst = append(dst, s.hub.resync(ctx, s.Filter(), ReasonUnknown, s.pos, b.First, at))
 		s.pos = at
+		s.jumpedAt = s.hub.reads.Load()
 		s.signal()
 		return dst, nil
 	case s.pos.Less(b.MaxDeleted) && !s.fromOldest && s.resyncedFor.Less(b.MaxDeleted):
@@ -295,6 +300,12 @@ func (s *Subscription) deliverPage(dst []*event.Event, n int, next event.ID, don
 	clear(dst[len(keep):]) // no references kept past the page
 	if s.pos.Less(next) {
 		s.pos = next
+	}
+	if done && s.jumpedAt != 0 {
+		if !s.hub.readSince(s, s.jumpedAt) {
+			return keep // caught up, but not live yet: the hub wakes it after the reader's next read
+		}
+		s.jumpedAt = 0
 	}
 	if done {
 		s.catchup = false
