@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -21,13 +22,20 @@ const jobID = "6f1c2a9e-1d4b-4c59-9d1e-6a2b3c4d5e6f"
 // newTestServer returns a server on an in-process ring whose hub runs until the test ends.
 func newTestServer(t *testing.T, cfg Config) (*Server, *store.Memory) {
 	t.Helper()
+	return newLoggedServer(t, cfg, nil)
+}
+
+// newLoggedServer is newTestServer logging to logger (nil: slog's default).
+func newLoggedServer(t *testing.T, cfg Config, logger *slog.Logger) (*Server, *store.Memory) {
+	t.Helper()
 	log := store.NewMemory(1000)
 	hub := streams.NewHub(log, streams.HubOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hub.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	s, err := New(cfg, Deps{Hub: hub, Log: log, Receipts: store.NewMemoryReceipts(), Leases: store.NewMemoryLeases(), Jobs: store.NewMemoryJobs(time.Hour), Store: log})
+	s, err := New(cfg, Deps{Hub: hub, Log: log, Receipts: store.NewMemoryReceipts(), Leases: store.NewMemoryLeases(),
+		Jobs: store.NewMemoryJobs(time.Hour), Store: log, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/eventgate/eventgate/store"
-	"github.com/eventgate/eventgate/streams"
 )
 
 // closedLog counts the "connection closed" records per connection id: the close reason must be
@@ -48,18 +47,8 @@ func (l *closedLog) Handle(_ context.Context, r slog.Record) error {
 // lingerServer is newTestServer with the connection log recorded.
 func lingerServer(t *testing.T, cfg Config) (*Server, *store.Memory, *closedLog) {
 	t.Helper()
-	log := store.NewMemory(1000)
-	hub := streams.NewHub(log, streams.HubOptions{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = hub.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	closed := &closedLog{closed: map[string][]string{}}
-	s, err := New(cfg, Deps{Hub: hub, Log: log, Receipts: store.NewMemoryReceipts(), Leases: store.NewMemoryLeases(),
-		Jobs: store.NewMemoryJobs(time.Hour), Store: log, Logger: slog.New(closed)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, log := newLoggedServer(t, cfg, slog.New(closed))
 	return s, log, closed
 }
 

@@ -1,7 +1,6 @@
 package streams_test
 
 import (
-	"context"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -34,16 +33,7 @@ func TestDispatchIntervalBacklogAttack(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				log := store.NewMemory(100000)
 				log.SetPoll(time.Second)
-				h := streams.NewHub(log, streams.HubOptions{Interval: interval, PageSize: 4, Buffer: 100000})
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				go func() { _ = h.Run(ctx) }()
-				<-h.Started()
-				sub, err := h.Subscribe(ctx, event.Filter{}, streams.Live)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer sub.Close()
+				ctx, sub := liveOnHub(t, log, streams.HubOptions{Interval: interval, PageSize: 4, Buffer: 100000})
 				time.Sleep(time.Second) // a pause
 				var ids []event.ID
 				for range tc.rounds {

@@ -40,16 +40,7 @@ func TestDispatchInterval(t *testing.T) {
 				log := store.NewMemory(1000)
 				log.SetPoll(time.Second)
 				var c batchCounter
-				h := streams.NewHub(log, streams.HubOptions{Interval: tc.interval, Observer: &c, Buffer: 1000})
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				go func() { _ = h.Run(ctx) }()
-				<-h.Started()
-				sub, err := h.Subscribe(ctx, event.Filter{}, streams.Live)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer sub.Close()
+				ctx, sub := liveOnHub(t, log, streams.HubOptions{Interval: tc.interval, Observer: &c, Buffer: 1000})
 
 				time.Sleep(time.Second) // a pause: the next event goes out at once
 				start := time.Now()
@@ -74,4 +65,21 @@ func TestDispatchInterval(t *testing.T) {
 			})
 		})
 	}
+}
+
+// liveOnHub runs a hub over log until the test ends, for tests in a synctest bubble, and returns
+// a live subscription on it, closed at the end, and the context it runs under.
+func liveOnHub(t *testing.T, log streams.Log, opts streams.HubOptions) (context.Context, *streams.Subscription) {
+	t.Helper()
+	h := streams.NewHub(log, opts)
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	go func() { _ = h.Run(ctx) }()
+	<-h.Started()
+	sub, err := h.Subscribe(ctx, event.Filter{}, streams.Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	return ctx, sub
 }

@@ -303,15 +303,26 @@ func sortedEvents(ids []event.ID, orig []*event.Event) []*event.Event {
 	return out
 }
 
-// gatedLog holds back the pages the hub's reader tails while closed: the log runs ahead of the
-// hub, as it does whenever appends outpace the reader.
-type gatedLog struct {
-	*store.Memory
-	gate chan struct{} // receive to pass one non-empty page; closed: pass all
+// gated holds back the non-empty pages the hub's reader tails until a receive on gate (closed:
+// all pass): the log runs ahead of the hub, as it does whenever appends outpace the reader, or
+// the reader holds a page of a log that is then lost.
+type gated[L streams.Log] struct {
+	log  L
+	gate chan struct{}
 }
 
-func (l *gatedLog) Tail(ctx context.Context, after event.ID, n int) (streams.Page, error) {
-	p, err := l.Memory.Tail(ctx, after, n)
+func (l *gated[L]) Append(ctx context.Context, d []event.Draft) ([]event.ID, error) {
+	return l.log.Append(ctx, d)
+}
+
+func (l *gated[L]) Read(ctx context.Context, after event.ID, n int) (streams.Page, error) {
+	return l.log.Read(ctx, after, n)
+}
+
+func (l *gated[L]) Bounds(ctx context.Context) (streams.Bounds, error) { return l.log.Bounds(ctx) }
+
+func (l *gated[L]) Tail(ctx context.Context, after event.ID, n int) (streams.Page, error) {
+	p, err := l.log.Tail(ctx, after, n)
 	if err != nil || len(p.Events) == 0 {
 		return p, err
 	}
@@ -328,7 +339,7 @@ func (l *gatedLog) Tail(ctx context.Context, after event.ID, n int) (streams.Pag
 // the reader is — and goes live there. B then arrives live: it must not be delivered again.
 func TestChangeReplayFromWindowDoesNotRepeatAttack(t *testing.T) {
 	t.Parallel()
-	log := &gatedLog{Memory: quickRing(1000), gate: make(chan struct{})}
+	log := &gated[*store.Memory]{log: quickRing(1000), gate: make(chan struct{})}
 	h := runHub(t, log, streams.HubOptions{Buffer: 4, Window: 2})
 	<-h.Started()
 	queue := func() event.Draft { return draft(t, "queue.status", `{"pending":1,"active":0}`) }
@@ -546,26 +557,6 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
-// gatedSwap is a swappableLog whose reader's non-empty pages wait at a gate: the hub's reader
-// holds a page it read from the old log while the store restarts.
-type gatedSwap struct {
-	*swappableLog
-	gate chan struct{}
-}
-
-func (l *gatedSwap) Tail(ctx context.Context, after event.ID, n int) (streams.Page, error) {
-	p, err := l.swappableLog.Tail(ctx, after, n)
-	if err != nil || len(p.Events) == 0 {
-		return p, err
-	}
-	select {
-	case <-l.gate:
-	case <-ctx.Done():
-		return streams.Page{Next: after}, ctx.Err()
-	}
-	return p, nil
-}
-
 // Found by TestResetRacesWindowCatchUpAttack (about 1 run in 50 under load), predating the
 // window, fixed since (Subscription.jumpedAt): the hub's reader has read a page of the old log
 // (A) but not yet dispatched it when the store restarts empty. A client resuming from a later position of the old log (B)
@@ -575,14 +566,15 @@ func (l *gatedSwap) Tail(ctx context.Context, after event.ID, n int) (streams.Pa
 // the log lost and resync everyone again.
 func TestStaleReaderPageAfterResync(t *testing.T) {
 	t.Parallel()
-	log := &gatedSwap{swappableLog: &swappableLog{log: quickRing(100)}, gate: make(chan struct{})}
+	swap := &swappableLog{log: quickRing(100)}
+	log := &gated[*swappableLog]{log: swap, gate: make(chan struct{})}
 	h := runHub(t, log, streams.HubOptions{Buffer: 8, PageSize: 4, Logger: slog.New(slog.DiscardHandler)})
 	<-h.Started()
 	old := appendN(t, log, 6) // the reader reads A = old[0:4] and waits at the gate with it
 	for uint64(time.Now().UnixMilli()) <= old[len(old)-1].MS {
 		time.Sleep(time.Millisecond) // the new log's ids pass the old ones
 	}
-	log.set(quickRing(100), false) // the store restarts empty
+	swap.set(quickRing(100), false) // the store restarts empty
 
 	sub, err := h.Subscribe(t.Context(), event.Filter{}, streams.After(old[5])) // B
 	if err != nil {
