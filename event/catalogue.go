@@ -333,6 +333,33 @@ type catMember struct {
 // catObject decodes raw as exactly one JSON object and returns its members in input order.
 // field names raw in errors ("" for the event itself).
 func catObject(raw []byte, field string) ([]catMember, *ValidationError) {
+	members, ok := objectMembers(raw)
+	if !ok {
+		return catObjectDecoded(raw, field) // the decoder says what is wrong
+	}
+	if len(members) <= 16 {
+		for i := 1; i < len(members); i++ {
+			for j := range i {
+				if members[j].key == members[i].key {
+					return nil, catInvalid(catJoin(field, members[i].key), "duplicate field")
+				}
+			}
+		}
+		return members, nil
+	}
+	seen := make(map[string]struct{}, len(members))
+	for _, m := range members {
+		if _, dup := seen[m.key]; dup {
+			return nil, catInvalid(catJoin(field, m.key), "duplicate field")
+		}
+		seen[m.key] = struct{}{}
+	}
+	return members, nil
+}
+
+// catObjectDecoded is catObject through encoding/json's decoder: for input that is not a valid
+// JSON object, whose errors it reports as the decoder words them.
+func catObjectDecoded(raw []byte, field string) ([]catMember, *ValidationError) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	tok, err := dec.Token()
 	if err != nil {
