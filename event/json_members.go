@@ -1,6 +1,88 @@
 package event
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+)
+
+// catMember is one member of a JSON object: its key, unquoted, and its value as written.
+type catMember struct {
+	key string
+	val json.RawMessage
+}
+
+// catObject decodes raw as exactly one JSON object and returns its members in input order.
+// field names raw in errors ("" for the event itself).
+func catObject(raw []byte, field string) ([]catMember, *ValidationError) {
+	members, ok := objectMembers(raw)
+	if !ok {
+		return catObjectDecoded(raw, field) // the decoder says what is wrong
+	}
+	if len(members) <= 16 {
+		for i := 1; i < len(members); i++ {
+			for j := range i {
+				if members[j].key == members[i].key {
+					return nil, catInvalid(catJoin(field, members[i].key), "duplicate field")
+				}
+			}
+		}
+		return members, nil
+	}
+	seen := make(map[string]struct{}, len(members))
+	for _, m := range members {
+		if _, dup := seen[m.key]; dup {
+			return nil, catInvalid(catJoin(field, m.key), "duplicate field")
+		}
+		seen[m.key] = struct{}{}
+	}
+	return members, nil
+}
+
+// catObjectDecoded is catObject through encoding/json's decoder: for input that is not a valid
+// JSON object, whose errors it reports as the decoder words them.
+func catObjectDecoded(raw []byte, field string) ([]catMember, *ValidationError) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, catMalformed(field, err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		what := "must be a JSON object"
+		if field == "" {
+			what = `must be a JSON object {"type":...,"data":{...}}`
+		}
+		return nil, catInvalid(field, "%s, got %s", what, catJSONKind(bytes.TrimLeft(raw, " \t\r\n")))
+	}
+	var members []catMember
+	var seen map[string]struct{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, catMalformed(field, err)
+		}
+		key, _ := tok.(string) // the decoder only yields string keys inside an object
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return nil, catMalformed(field, err)
+		}
+		if seen == nil {
+			seen = make(map[string]struct{})
+		}
+		if _, dup := seen[key]; dup {
+			return nil, catInvalid(catJoin(field, key), "duplicate field")
+		}
+		seen[key] = struct{}{}
+		members = append(members, catMember{key: key, val: val})
+	}
+	if _, err := dec.Token(); err != nil { // '}'
+		return nil, catMalformed(field, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, catInvalid(field, "unexpected data after the JSON object")
+	}
+	return members, nil
+}
 
 // objectMembers splits raw, when it is exactly one valid JSON object (whitespace around it
 // allowed), into its members in input order; the values are sub-slices of raw. Otherwise ok is
