@@ -73,7 +73,7 @@ type Hub struct {
 	opts HubOptions
 
 	started chan struct{} // closed once last holds the log's end at start-up
-	window  *window       // the last dispatched events; nil when HubOptions.Window < 0
+	window  *window       // the last dispatched events; nil (which reads as empty) when HubOptions.Window < 0
 
 	// reads counts the reader's reads begun, readsDone the last one finished (dispatched, or found
 	// empty); waiting are the subscriptions to wake when a read finishes (see readSince).
@@ -125,7 +125,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.mu.Lock()
 			h.last = b.Last
 			h.mu.Unlock()
-			h.remember(nil, b.Last, true)
+			h.window.reset(b.Last, event.ID{})
 			close(h.started)
 			break
 		}
@@ -174,7 +174,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		if page.Gone || lost {
 			// The page does not continue what the window holds: empty it before anyone is woken
 			// to re-read, so that nobody catches up across the loss from memory.
-			h.remember(nil, page.Next, true)
+			h.window.reset(page.Next, event.ID{})
 		}
 		if page.Gone {
 			// The reader's own position, which it read, is no longer in the log: a failover lost
@@ -189,7 +189,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			// cannot vouch for its position either, and gets a resync.
 			h.lose(after, page.Bounds)
 		} else if !page.Gone {
-			h.remember(page.Events, page.Next, false) // before the offers: see window
+			h.window.add(page.Events, page.Next, page.Bounds.MaxDeleted) // before the offers: see window
 		}
 		h.dispatch(page.Events, page.Next)
 		h.readDone(read)
@@ -259,18 +259,6 @@ func (h *Hub) dispatch(events []*event.Event, next event.ID) {
 	h.opts.Observer.Dispatched(events)
 }
 
-// remember adds a batch to the window, or, when fresh, empties it up to next: nothing before a
-// loss of the log is read from memory.
-func (h *Hub) remember(events []*event.Event, next event.ID, fresh bool) {
-	switch {
-	case h.window == nil:
-	case fresh:
-		h.window.reset(next, event.ID{})
-	default:
-		h.window.add(events, next)
-	}
-}
-
 // resync builds a resync control event for one subscriber and counts it, with the extra fields
 // HubOptions.Resync supplies for the subscriber's filter.
 func (h *Hub) resync(ctx context.Context, f event.Filter, reason string, requested, oldest, at event.ID) *event.Event {
@@ -310,9 +298,7 @@ func (h *Hub) reset(last event.ID) {
 	if len(h.lost) > maxLostRanges {
 		h.lost = h.lost[1:]
 	}
-	if h.window != nil {
-		h.window.reset(last, h.last) // before anyone is woken to re-read
-	}
+	h.window.reset(last, h.last) // before anyone is woken to re-read
 	h.last = last
 	for s := range h.subs {
 		s.overflow.Store(true)

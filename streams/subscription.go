@@ -227,13 +227,11 @@ func (s *Subscription) readLog(ctx context.Context, dst []*event.Event) ([]*even
 		<-s.live
 	}
 	s.overflow.Store(false)
-	if w := s.hub.window; w != nil {
-		n := len(dst)
-		if dst, next, end, ok := w.read(s.pos, s.hub.opts.PageSize, dst); ok {
-			// The window holds every event after pos up to next, read from the log after any
-			// loss or reset it knows of: nothing to vouch for, only to filter.
-			return s.deliverPage(dst, n, next, end), nil
-		}
+	n := len(dst)
+	if dst, next, end, ok := s.hub.window.read(s.pos, s.hub.opts.PageSize, dst); ok {
+		// The window holds every event after pos up to next, read from the log after any loss,
+		// reset or trim it knows of: nothing to vouch for, only to filter.
+		return s.deliverPage(dst, n, next, end), nil
 	}
 	page, err := s.hub.log.Read(ctx, s.pos, s.hub.opts.PageSize)
 	if err != nil {
@@ -277,7 +275,7 @@ func (s *Subscription) readLog(ctx context.Context, dst []*event.Event) ([]*even
 		dst = append(dst, s.hub.resync(ctx, s.Filter(), ReasonTruncated, s.pos, b.First, at))
 		s.pos = at
 	}
-	n := len(dst)
+	n = len(dst)
 	dst = append(dst, page.Events...)
 	return s.deliverPage(dst, n, page.Next, page.Next.Compare(s.pos) <= 0), nil
 }

@@ -21,7 +21,10 @@ type window struct {
 	from, to event.ID
 	// lostHi: positions in (from, lostHi] were lost when the log went back in time (Hub.reset);
 	// the window leaves them to the log, whose answer is a resync.
-	lostHi   event.ID
+	lostHi event.ID
+	// trimmed is the log's MaxDeleted as its reader last saw it: a position before it is the
+	// log's to answer (a history_truncated resync, docs/api.md), however much the window holds.
+	trimmed  event.ID
 	buf      []*event.Event // a ring: n events from head
 	head, n  int
 	bytes    int // the events' size, as counted by size
@@ -39,6 +42,9 @@ func size(e *event.Event) int { return len(e.JSON) + len(e.Data) + 128 }
 // log, nobody may read across it from memory. Positions in (at, lostHi] are never served: the log
 // went back in time from lostHi to at.
 func (w *window) reset(at, lostHi event.ID) {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	clear(w.buf)
@@ -47,10 +53,17 @@ func (w *window) reset(at, lostHi event.ID) {
 }
 
 // add appends a batch read after w.to, up to next (past its last event when the reader skipped
-// invalid entries), evicting the oldest events beyond the bounds.
-func (w *window) add(events []*event.Event, next event.ID) {
+// invalid entries), with the log's MaxDeleted read with it, evicting the oldest events beyond the
+// bounds.
+func (w *window) add(events []*event.Event, next, trimmed event.ID) {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.trimmed.Less(trimmed) {
+		w.trimmed = trimmed
+	}
 	for _, e := range events {
 		sz := size(e)
 		for w.n > 0 && (w.n == len(w.buf) || w.bytes+sz > w.maxBytes) {
@@ -84,9 +97,12 @@ func (w *window) at(i int) *event.Event { return w.buf[(w.head+i)%len(w.buf)] }
 // and whether that is the window's end. ok is false, read the log, unless pos is one the reader
 // saw: an event the window holds, or its start or end.
 func (w *window) read(pos event.ID, limit int, dst []*event.Event) (_ []*event.Event, next event.ID, end, ok bool) {
+	if w == nil {
+		return dst, pos, false, false
+	}
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	if pos.IsZero() || pos.Less(w.from) || w.to.Less(pos) || (w.from.Less(pos) && !w.lostHi.Less(pos)) {
+	if pos.IsZero() || pos.Less(w.from) || pos.Less(w.trimmed) || w.to.Less(pos) || (w.from.Less(pos) && !w.lostHi.Less(pos)) {
 		// Zero asks for the oldest event the log holds: the log's to say.
 		return dst, pos, false, false
 	}

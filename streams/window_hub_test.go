@@ -103,9 +103,11 @@ func TestResumeAcrossWindowStart(t *testing.T) {
 	}
 }
 
-// The window outlives the log's trimming: a subscriber resuming at a position the log trimmed,
-// but the hub read and still holds, gets every event from memory and needs no resync.
-func TestWindowOutlivesTrim(t *testing.T) {
+// The log's trimming binds the window too (docs/api.md, the contract's "events after X were
+// trimmed"): a subscriber resuming at a position the log trimmed gets a history_truncated resync,
+// then the events the log holds, although the hub read every event and its window still holds
+// them all.
+func TestWindowHonoursTrim(t *testing.T) {
 	t.Parallel()
 	log := quickRing(10)
 	h := runHub(t, log, streams.HubOptions{Buffer: 4, PageSize: 16})
@@ -120,7 +122,9 @@ func TestWindowOutlivesTrim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	wantIDs(t, collect(t, sub, 27), ids[3:])
+	got := collect(t, sub, 11)
+	wantResync(t, got[0], streams.ReasonTruncated)
+	wantIDs(t, got[1:], ids[20:])
 }
 
 // A position the hub's reader never saw is the log's to judge, even when it falls between the

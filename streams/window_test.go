@@ -71,7 +71,7 @@ func TestWindow(t *testing.T) {
 			if tt.next != 0 {
 				next = id(tt.next)
 			}
-			w.add(batch, next)
+			w.add(batch, next, event.ID{})
 			got, gotNext, end, ok := w.read(id(tt.read), tt.limit, nil)
 			if ok != tt.wantOK {
 				t.Fatalf("ok = %v, want %v", ok, tt.wantOK)
@@ -95,14 +95,14 @@ func TestWindowResetAndOversize(t *testing.T) {
 	t.Parallel()
 	w := newWindow(8, 2*size(windowEvent(0, 100)))
 	w.reset(event.ID{MS: 5}, event.ID{})
-	w.add([]*event.Event{windowEvent(10, 100), windowEvent(11, 100)}, event.ID{MS: 11})
+	w.add([]*event.Event{windowEvent(10, 100), windowEvent(11, 100)}, event.ID{MS: 11}, event.ID{})
 	w.reset(event.ID{MS: 20}, event.ID{})
 	for _, pos := range []uint64{5, 10, 11} {
 		if _, _, _, ok := w.read(event.ID{MS: pos}, 10, nil); ok {
 			t.Errorf("read after %d served from a reset window", pos)
 		}
 	}
-	w.add([]*event.Event{windowEvent(21, 100), windowEvent(22, 1000), windowEvent(23, 100)}, event.ID{MS: 23})
+	w.add([]*event.Event{windowEvent(21, 100), windowEvent(22, 1000), windowEvent(23, 100)}, event.ID{MS: 23}, event.ID{})
 	if _, _, _, ok := w.read(event.ID{MS: 21}, 10, nil); ok {
 		t.Error("read across an event too large for the window served from memory")
 	}
@@ -118,13 +118,29 @@ func TestWindowLeavesLostStretchToLog(t *testing.T) {
 	t.Parallel()
 	w := newWindow(8, 1<<20)
 	w.reset(event.ID{MS: 20}, event.ID{MS: 30})
-	w.add([]*event.Event{windowEvent(25, 10), windowEvent(31, 10)}, event.ID{MS: 31})
+	w.add([]*event.Event{windowEvent(25, 10), windowEvent(31, 10)}, event.ID{MS: 31}, event.ID{})
 	for _, tc := range []struct {
 		pos uint64
 		ok  bool
 	}{{20, true}, {25, false}, {31, true}} {
 		if _, _, _, ok := w.read(event.ID{MS: tc.pos}, 10, nil); ok != tc.ok {
 			t.Errorf("read after %d: ok %v, want %v", tc.pos, ok, tc.ok)
+		}
+	}
+}
+
+// A position before the log's trimmed bound is left to the log, whatever the window holds.
+func TestWindowLeavesTrimmedToLog(t *testing.T) {
+	t.Parallel()
+	w := newWindow(8, 1<<20)
+	w.reset(event.ID{MS: 5}, event.ID{})
+	w.add([]*event.Event{windowEvent(10, 10), windowEvent(11, 10), windowEvent(12, 10)}, event.ID{MS: 12}, event.ID{MS: 11})
+	for _, tc := range []struct {
+		pos uint64
+		ok  bool
+	}{{10, false}, {11, true}, {12, true}} {
+		if _, _, _, ok := w.read(event.ID{MS: tc.pos}, 10, nil); ok != tc.ok {
+			t.Errorf("read after %d with the log trimmed to 11: ok %v, want %v", tc.pos, ok, tc.ok)
 		}
 	}
 }
