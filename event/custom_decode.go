@@ -16,13 +16,10 @@ const maxDataDepth = 64
 // silently, while another reader of the same bytes may take the first), as is nesting deeper
 // than maxDataDepth. Field names in errors start at "data".
 func decodeStrict(raw []byte) (any, *ValidationError) {
-	var v any
-	var verr *ValidationError
-	if json.Valid(raw) {
-		v, _, verr = scanValue(raw, skipSpace(raw, 0), 0)
-	} else {
+	if !json.Valid(raw) {
 		return decodeStrictDecoded(raw) // the decoder says what is wrong
 	}
+	v, _, verr := scanValue(raw, skipSpace(raw, 0), 0)
 	if verr != nil {
 		verr.Field = joinPath("data", verr.Field)
 		return nil, verr

@@ -76,17 +76,20 @@ func (w *wsConn) wake() {
 		w.again = true
 		kick := w.kick
 		w.mu.Unlock()
-		if kick != nil {
-			select {
-			case kick <- struct{}{}:
-			default:
-			}
-		}
+		nudge(kick)
 		return
 	}
 	w.writing = true
 	w.mu.Unlock()
 	go w.write()
+}
+
+// nudge wakes a lingering writer through its kick channel, if it has one, without blocking.
+func nudge(kick chan struct{}) {
+	select {
+	case kick <- struct{}{}: // a nil channel is never ready
+	default:
+	}
 }
 
 // wsLinger is how long a writer that just delivered events waits for the next wake-up before it
@@ -367,12 +370,7 @@ func (w *wsConn) stop(code int, reason telemetry.CloseReason, text string) {
 	w.taken.Broadcast()
 	kick := w.kick
 	w.mu.Unlock()
-	if kick != nil { // a lingering writer ends now, not a linger later
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}
+	nudge(kick) // a lingering writer ends now, not a linger later
 	if text == "" {
 		text = string(reason)
 	}

@@ -191,8 +191,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		} else if !page.Gone {
 			h.window.add(page.Events, page.Next, page.Bounds.MaxDeleted) // before the offers: see window
 		}
-		h.dispatch(page.Events, page.Next)
-		h.readDone(read)
+		h.dispatch(page.Events, page.Next, read)
 		switch {
 		case len(page.Events) >= h.opts.PageSize:
 			// A full page: more is likely waiting, and the batch is as large as a read makes it.
@@ -207,9 +206,14 @@ func (h *Hub) Run(ctx context.Context) error {
 
 // readDone records that the reader finished read n and wakes the subscriptions waiting for it.
 func (h *Hub) readDone(n uint64) {
-	h.readsDone.Store(n)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.readDoneLocked(n)
+}
+
+// readDoneLocked is readDone with the hub locked (by dispatch, which holds the lock already).
+func (h *Hub) readDoneLocked(n uint64) {
+	h.readsDone.Store(n)
 	for s := range h.waiting {
 		delete(h.waiting, s)
 		s.signal()
@@ -249,13 +253,14 @@ func (h *Hub) retry(ctx context.Context, fails *int, err error) bool {
 
 // dispatch pushes a batch to every subscription whose filter matches, without blocking: a
 // subscription whose buffer is full is marked to catch up from the log instead.
-func (h *Hub) dispatch(events []*event.Event, next event.ID) {
+func (h *Hub) dispatch(events []*event.Event, next event.ID, read uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {
 		s.offer(events)
 	}
 	h.last = next
+	h.readDoneLocked(read) // in the same hold of the lock: one lock per batch
 	h.opts.Observer.Dispatched(events)
 }
 

@@ -37,7 +37,7 @@ func BenchmarkFanOut(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		ev.ID = event.ID{MS: uint64(i + 1)}
-		h.dispatch(batch, ev.ID)
+		h.dispatch(batch, ev.ID, uint64(i+1))
 		for _, s := range all {
 			<-s.ready
 			dst, _ = s.Next(ctx, dst[:0])

@@ -200,7 +200,7 @@ func (s *Subscription) Next(ctx context.Context, dst []*event.Event) ([]*event.E
 				// A replay after a Change can end, and go live, below what was delivered before it:
 				// the window ends where the hub's reader is, and the subscription may have read the
 				// log ahead of it. Events up to doneHi are then checked against the earlier filters.
-				if f.Match(e) && (s.doneHi.Less(e.ID) || !s.delivered(e)) {
+				if f.Match(e) && !s.repeats(e) {
 					dst = append(dst, e)
 				}
 			}
@@ -290,7 +290,7 @@ func (s *Subscription) deliverPage(dst []*event.Event, n int, next event.ID, don
 		if !s.pos.Less(e.ID) || !f.Match(e) {
 			continue
 		}
-		if !s.doneHi.Less(e.ID) && s.delivered(e) {
+		if s.repeats(e) {
 			continue
 		}
 		keep = append(keep, e)
@@ -310,6 +310,12 @@ func (s *Subscription) deliverPage(dst []*event.Event, n int, next event.ID, don
 	}
 	s.signal()
 	return keep
+}
+
+// repeats reports whether an earlier filter of this subscription delivered e already; past
+// doneHi (almost every event) it costs one comparison.
+func (s *Subscription) repeats(e *event.Event) bool {
+	return !s.doneHi.Less(e.ID) && s.delivered(e)
 }
 
 // delivered reports whether an earlier filter of this subscription delivered e already.
