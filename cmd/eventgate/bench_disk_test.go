@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,19 +28,11 @@ import (
 func diskBenchServer(b *testing.B, dir string) (string, int, time.Duration, func()) {
 	b.Helper()
 	addr := benchAddr(b)
-	bin := binPath
-	if v := os.Getenv("EVENTGATE_BENCH_LOAD_BIN"); v != "" {
-		bin = v // another build to compare, e.g. of an earlier commit
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = processEnv(map[string]string{
+	cmd := benchCommand(map[string]string{
 		"EVENTGATE_ADDR": addr, "EVENTGATE_LOG_LEVEL": "error", "EVENTGATE_AUTH": "none",
 		"EVENTGATE_PUBLISH_RATE": "off", "EVENTGATE_MAX_REQUESTS_PER_IP": "1024",
 		"EVENTGATE_RETENTION": "100000", "EVENTGATE_DATA_DIR": dir,
 	})
-	if v := os.Getenv("EVENTGATE_BENCH_DEBUG_ADDR"); v != "" {
-		cmd.Env = append(cmd.Env, "EVENTGATE_DEBUG_ADDR="+v) // profile a run (see bench_load_test.go)
-	}
 	cmd.Stderr = os.Stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

@@ -99,11 +99,6 @@ func loadServer(b *testing.B, tools, target string) (string, int) {
 		cmd = exec.Command(filepath.Join(tools, "floor"), "-addr", addr, "-shards", strconv.Itoa(runtime.NumCPU()))
 		cmd.Env = processEnv(nil)
 	default:
-		bin := binPath
-		if v := os.Getenv("EVENTGATE_BENCH_LOAD_BIN"); v != "" {
-			bin = v // another build to compare, e.g. of an earlier commit
-		}
-		cmd = exec.Command(bin)
 		env := map[string]string{
 			"EVENTGATE_ADDR": addr, "EVENTGATE_LOG_LEVEL": "error", "EVENTGATE_AUTH": "none",
 			"EVENTGATE_REDIS_URL":       os.Getenv("EVENTGATE_TEST_REDIS_URL"),
@@ -112,13 +107,10 @@ func loadServer(b *testing.B, tools, target string) (string, int) {
 			"EVENTGATE_CONNECT_RATE": "1000000-S", "EVENTGATE_PUBLISH_RATE": "1000000-S",
 			"EVENTGATE_RETENTION": "100000",
 		}
-		if v := os.Getenv("EVENTGATE_BENCH_DEBUG_ADDR"); v != "" {
-			env["EVENTGATE_DEBUG_ADDR"] = v // profile a run: go tool pprof http://$v/debug/pprof/profile
-		}
 		if v := os.Getenv("EVENTGATE_BENCH_GOGC"); v != "" {
 			env["GOGC"] = v
 		}
-		cmd.Env = processEnv(env)
+		cmd = benchCommand(env)
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -260,4 +252,21 @@ func loadAverage(b *testing.B) float64 {
 	}
 	v, _ := strconv.ParseFloat(strings.Fields(string(raw))[0], 64)
 	return v
+}
+
+// benchCommand is the eventgate process of a benchmark with env: the binary under test, or
+// EVENTGATE_BENCH_LOAD_BIN (another build to compare, e.g. of an earlier commit), with
+// EVENTGATE_BENCH_DEBUG_ADDR, when set, as its profiling address (go tool pprof
+// http://$addr/debug/pprof/profile during a run).
+func benchCommand(env map[string]string) *exec.Cmd {
+	bin := binPath
+	if v := os.Getenv("EVENTGATE_BENCH_LOAD_BIN"); v != "" {
+		bin = v
+	}
+	if v := os.Getenv("EVENTGATE_BENCH_DEBUG_ADDR"); v != "" {
+		env["EVENTGATE_DEBUG_ADDR"] = v
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = processEnv(env)
+	return cmd
 }
