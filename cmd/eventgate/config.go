@@ -95,7 +95,7 @@ func (c *config) settings() []setting {
 		{"EVENTGATE_BODY_TIMEOUT", "10s", "time to receive a request body, from the request's start (408 beyond; not for streams)", duration(&c.BodyTimeout, 100*time.Millisecond)},
 		{"EVENTGATE_MAX_REQUESTS_PER_IP", "32", "non-stream requests in flight per client IP on one instance (429 beyond; not /healthz, /readyz)", intRange(&c.MaxRequestsPerIP, 1, 1<<24)},
 		{"EVENTGATE_SUBSCRIBER_BUFFER", "64", "live events buffered per subscriber before it reads from the log", intRange(&c.SubscriberBuffer, 1, 65536)},
-		{"EVENTGATE_DISPATCH_INTERVAL", "5ms", "least time between two fan-outs while events keep coming (events gathered meanwhile go out as one batch); 0 = every read", duration(&c.DispatchInterval, 0)},
+		{"EVENTGATE_DISPATCH_INTERVAL", "5ms", "least time between two fan-outs while events keep coming (events gathered meanwhile go out as one batch); 0 = every read", durationRange(&c.DispatchInterval, 0, time.Second)},
 		{"EVENTGATE_CATCHUP_WINDOW", "4096", "recent events kept in memory (at most 16 MiB) for subscribers catching up; 0 = read the log", intRange(&c.CatchUpWindow, 0, 1<<20)},
 		{"EVENTGATE_MAX_CONNECTIONS", "1000", "streaming connections per instance (503 beyond)", intRange(&c.MaxConns, 1, 1<<24)},
 		{"EVENTGATE_MAX_CONNECTIONS_PER_IP", "10", "streaming connections per client IP, across instances with Redis (429 beyond)", intRange(&c.MaxConnsPerIP, 1, 1<<24)},
@@ -188,6 +188,18 @@ func intRange(p *int, lo, hi int) func(string) error {
 			return fmt.Errorf("must be an integer from %d to %d", lo, hi)
 		}
 		*p = n
+		return nil
+	}
+}
+
+// durationRange is duration with an upper bound too.
+func durationRange(p *time.Duration, least, most time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < least || d > most {
+			return fmt.Errorf("must be a duration from %s to %s", least, most)
+		}
+		*p = d
 		return nil
 	}
 }

@@ -71,6 +71,9 @@ func TestE2EInvalidConfiguration(t *testing.T) {
 		{"EVENTGATE_MAX_EVENT_BYTES", "1"},
 		{"EVENTGATE_LOG_FORMAT", "xml"},
 		{"EVENTGATE_TRUSTED_PROXIES", "not-a-cidr"},
+		{"EVENTGATE_CATCHUP_WINDOW", "-1"},
+		{"EVENTGATE_DISPATCH_INTERVAL", "1h"}, // would hold every fan-out back for an hour
+		{"EVENTGATE_DISPATCH_INTERVAL", "-5ms"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env+"="+tc.value, func(t *testing.T) {
