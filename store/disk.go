@@ -108,7 +108,6 @@ type Disk struct {
 	logger *slog.Logger
 
 	reqs    chan *appendReq
-	staged  chan *staged // the appender's committed batches, for the syncer
 	closing chan struct{}
 	stopped chan struct{} // closed when the appender and janitor returned
 	once    sync.Once
@@ -174,13 +173,11 @@ func OpenDisk(dir string, opts DiskOptions) (*Disk, error) {
 		return nil, err
 	}
 	d.reqs = make(chan *appendReq, 1024)
-	d.staged = make(chan *staged, maxStaged)
 	d.closing = make(chan struct{})
 	d.stopped = make(chan struct{})
 	d.wake = make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(d.appender)
-	wg.Go(d.syncer)
 	wg.Go(d.janitor)
 	go func() { wg.Wait(); close(d.stopped) }()
 	return d, nil

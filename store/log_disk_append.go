@@ -65,11 +65,8 @@ func (d *Disk) submit(ctx context.Context, r *appendReq) appendResult {
 	}
 }
 
-// maxStaged bounds the batches committed but not yet synced.
-const maxStaged = 8
-
-// staged is a batch the appender committed to Pebble without waiting for the fsync: visible to
-// the appender's own reads, but not yet published to the ring nor answered.
+// staged is a batch the appender committed: its events are published to the ring and the
+// bounds, and its callers answered, only after the commit's fsync.
 type staged struct {
 	reqs    []*appendReq
 	results []appendResult
@@ -79,13 +76,12 @@ type staged struct {
 }
 
 // appender is the only writer of the log. It takes the first queued request, then everything
-// else queued (up to maxCommitBytes), and commits them in one Pebble batch without waiting for
-// the fsync; the syncer then syncs the write-ahead log once for every batch committed meanwhile.
-// While one fsync runs, new requests are committed behind it, so concurrent publishers share
-// fsyncs and the appender never waits for the disk (up to maxStaged batches).
+// else queued (up to maxCommitBytes), and commits them in one synced Pebble batch (group
+// commit): while one fsync runs, new requests queue up and share the next one. Only after the
+// fsync are the events published to the ring and the bounds and the callers answered: nothing is
+// visible to the hub, and no caller hears of success, before it is on disk.
 func (d *Disk) appender() {
-	defer close(d.staged)
-	cur := d.bounds // the bounds including staged batches; only this goroutine changes them
+	cur := d.bounds // the bounds as committed; only this goroutine changes them
 	for {
 		var batch []*appendReq
 		select {
@@ -112,53 +108,19 @@ func (d *Disk) appender() {
 				break more
 			}
 		}
-		d.staged <- d.stage(batch, &cur)
-	}
-}
-
-// syncer makes staged batches durable: one synced write-ahead log record covers every batch
-// committed before it (the log is written in commit order). Then it publishes their events to
-// the ring and the bounds, in order, and answers their callers: nothing is visible to the hub,
-// and no caller hears of success, before it is on disk.
-func (d *Disk) syncer() {
-	for s := range d.staged {
-		group := []*staged{s}
-	more:
-		for {
-			select {
-			case s, ok := <-d.staged:
-				if !ok {
-					break more
-				}
-				group = append(group, s)
-			default:
-				break more
-			}
-		}
 		start := time.Now()
-		err := d.db.LogData(nil, pebble.Sync)
-		if err != nil {
-			d.fail(err)
-		} else {
-			d.publish(group, time.Since(start))
+		s := d.stage(batch, &cur)
+		if s.events != nil {
+			d.publish(s, time.Since(start))
 		}
-		for _, s := range group {
-			if err != nil {
-				for i := range s.results {
-					if s.results[i].err == nil {
-						s.results[i] = appendResult{err: diskFail(context.Background(), "append sync", err)}
-					}
-				}
-			}
-			d.answer(s.reqs, s.results)
-		}
+		d.answer(s.reqs, s.results)
 	}
 }
 
 // fail records a write-ahead log failure: from then on every append fails and Ping reports it
 // (the process should be restarted; the log on disk is whatever was synced).
 func (d *Disk) fail(err error) {
-	d.logger.Error("disk store: syncing the write-ahead log failed; appends fail from now on", "err", err)
+	d.logger.Error("disk store: committing to the write-ahead log failed; appends fail from now on", "err", err)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.failed == nil {
@@ -166,27 +128,20 @@ func (d *Disk) fail(err error) {
 	}
 }
 
-// publish moves the ring and the bounds past the synced group and wakes Tail.
-func (d *Disk) publish(group []*staged, took time.Duration) {
-	n := 0
+// publish moves the ring and the bounds past the synced batch and wakes Tail.
+func (d *Disk) publish(s *staged, took time.Duration) {
 	d.mu.Lock()
-	for _, s := range group {
-		if s.events == nil && s.trimmed == 0 {
-			continue
-		}
-		d.bounds = s.bounds
-		for _, e := range s.events {
-			d.ring.push(e)
-		}
-		d.ring.dropBefore(s.bounds.First)
-		d.trimmed += s.trimmed
-		n += len(s.events)
+	d.bounds = s.bounds
+	for _, e := range s.events {
+		d.ring.push(e)
 	}
+	d.ring.dropBefore(s.bounds.First)
+	d.trimmed += s.trimmed
 	close(d.wake)
 	d.wake = make(chan struct{})
 	d.mu.Unlock()
 	if d.opts.OnCommit != nil {
-		d.opts.OnCommit(took, n)
+		d.opts.OnCommit(took, len(s.events))
 	}
 }
 
@@ -273,10 +228,11 @@ func (d *Disk) stage(batch []*appendReq, cur *diskBounds) *staged {
 		err = wb.Set([]byte{prefixBounds}, encodeBounds(b), nil)
 	}
 	if err == nil {
-		err = wb.Commit(pebble.NoSync)
+		err = wb.Commit(pebble.Sync)
 	}
 	if err != nil {
-		d.logger.Error("disk store commit failed", "err", err)
+		// The batch may be in the log or not: the store stops taking appends (fail).
+		d.fail(err)
 		for i := range s.results {
 			if s.results[i].ids != nil || errors.Is(s.results[i].err, errSameBatch) {
 				s.results[i] = appendResult{err: diskFail(context.Background(), "append", err)}

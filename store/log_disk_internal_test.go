@@ -17,8 +17,9 @@ func internalDraft(t *testing.T) event.Draft {
 	return d
 }
 
-// TestDiskUnsyncedIsInvisible: a batch committed to Pebble whose fsync has not happened yet is
-// not served by Read or Tail: a crash could still take it back.
+// TestDiskUnsyncedIsInvisible: a batch committed to Pebble that the appender has not yet
+// published (it does so after the commit's fsync) is not served by Read or Tail: until then a
+// caller may not have heard of it, and with a commit that failed, a crash could take it back.
 func TestDiskUnsyncedIsInvisible(t *testing.T) {
 	t.Parallel()
 	d, err := OpenDisk(t.TempDir(), DiskOptions{Poll: 50 * time.Millisecond})
@@ -31,7 +32,7 @@ func TestDiskUnsyncedIsInvisible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Stage a batch as the appender does, without handing it to the syncer. The appender is idle
+	// Stage a batch as the appender does, without publishing it. The appender is idle
 	// (nothing queued), so the test is its only writer here.
 	cur := d.bounds
 	s := d.stage([]*appendReq{{ctx: ctx, drafts: []event.Draft{internalDraft(t), internalDraft(t)}, done: make(chan appendResult, 1)}}, &cur)

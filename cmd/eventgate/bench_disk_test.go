@@ -71,10 +71,11 @@ func BenchmarkDiskPublish16(b *testing.B) {
 
 func publish16(b *testing.B, dir string, raw bool) {
 	const clients = 16
-	url, _, _, _ := diskBenchServer(b, dir)
+	url, pid, _, _ := diskBenchServer(b, dir)
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: clients}, Timeout: 30 * time.Second}
 	body := jobProgress(jobA, 40)
 	var next atomic.Int64
+	cpu0 := cpuSeconds(b, pid)
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for range clients {
@@ -102,6 +103,7 @@ func publish16(b *testing.B, dir string, raw bool) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "acked/s")
+	b.ReportMetric((cpuSeconds(b, pid)-cpu0)*1e6/float64(b.N), "server-cpu-µs/ack")
 	if dir != "" {
 		sum, count := scrapeFloat(b, url, "eventgate_disk_commit_seconds_sum "), scrapeFloat(b, url, "eventgate_disk_commit_seconds_count ")
 		if count > 0 {
