@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -182,23 +181,4 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// defaultGCPercent is the garbage collector's target unless GOGC is set. eventgate's heap is mostly
-// long-lived connection state, allocated slowly (delivery allocates nothing per subscriber), while
-// every upgrade leaves a burst of garbage (net/http's hijacked buffers, the request). With Go's
-// default of 100 the heap grows to twice the live heap plus stacks before a collection, which that
-// garbage fills: resident memory per connection about doubles. At 50 it grows by half as much, for
-// collections twice as often — cheap when little is allocated (docs/performance.md: idle-connection
-// memory and broadcast latency with both settings).
-const defaultGCPercent = 50
-
-// tuneGC applies defaultGCPercent unless the environment sets GOGC (which then wins, as it does
-// for any Go program).
-func tuneGC(logger *slog.Logger) {
-	if _, set := os.LookupEnv("GOGC"); set {
-		return
-	}
-	debug.SetGCPercent(defaultGCPercent)
-	logger.Debug("garbage collector target set", "gogc", defaultGCPercent)
 }
