@@ -20,7 +20,7 @@ go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-2s}" ./streams/ ./
 go test -run '^$' -bench 'IdleConnections|Broadcast' -benchtime 1x -timeout 30m ./cmd/eventgate/
 # The on-disk store through the binary: 16 publishing clients (acknowledged = fsync'd), start-up
 # on a full log (docs/storage.md).
-go test -run '^$' -bench 'DiskPublish16' -benchtime 30000x -timeout 10m ./cmd/eventgate/
+go test -run '^$' -bench 'DiskPublish16' -benchtime 60000x -count 3 -timeout 10m ./cmd/eventgate/
 go test -run '^$' -bench 'DiskStartup' -benchtime 3x -timeout 10m ./cmd/eventgate/
 if [ "${EVENTGATE_BENCH_LOAD:-}" = 1 ]; then
 	# Opt-in: subscribers in a separate process, eventgate on Redis and the floor (bench/floor).

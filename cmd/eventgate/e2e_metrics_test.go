@@ -304,22 +304,23 @@ func TestE2EDebugProfiles(t *testing.T) {
 	}
 }
 
-// TestE2EGCPercent: the binary collects at GOGC=50 unless the environment sets GOGC.
+// TestE2EGCPercent: unless the environment sets GOGC, the binary sets its own target (gcPercent:
+// 50 for a large heap, more for the small heap of a fresh process); GOGC, when set, wins.
 func TestE2EGCPercent(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		env  map[string]string
-		want float64
+		env      map[string]string
+		min, max float64
 	}{
-		{map[string]string{}, defaultGCPercent},
-		{map[string]string{"GOGC": "100"}, 100},
-		{map[string]string{"GOGC": "200"}, 200},
+		{map[string]string{}, defaultGCPercent, maxGCPercent},
+		{map[string]string{"GOGC": "100"}, 100, 100},
+		{map[string]string{"GOGC": "200"}, 200, 200},
 	} {
 		env := map[string]string{"EVENTGATE_AUTH": "none"}
 		maps.Copy(env, tc.env)
 		s := startServer(t, env)
-		if got := scrape(t, s.URL()+"/metrics")["go_gc_gogc_percent"]; got != tc.want {
-			t.Errorf("with %v: go_gc_gogc_percent %v, want %v", tc.env, got, tc.want)
+		if got := scrape(t, s.URL()+"/metrics")["go_gc_gogc_percent"]; got < tc.min || got > tc.max || len(tc.env) == 0 && got == 100 {
+			t.Errorf("with %v: go_gc_gogc_percent %v, want %v..%v (not Go's 100)", tc.env, got, tc.min, tc.max)
 		}
 	}
 }
