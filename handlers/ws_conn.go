@@ -94,9 +94,9 @@ func nudge(kick chan struct{}) {
 
 // wsLinger is how long a writer that just delivered events waits for the next wake-up before it
 // ends. Under load the next batch comes within it, and a writer started afresh would grow its
-// stack again (a third of a WebSocket delivery's CPU beyond SSE's, profiled at 2,000 x 500); an
-// idle connection's writer, woken only for pings, never lingers.
-const wsLinger = 50 * time.Millisecond
+// stack again (7 % of the server's CPU at 10,000 x 20, where events come every 50 ms or later:
+// docs/performance.md); an idle connection's writer, woken only for pings, never lingers.
+const wsLinger = 250 * time.Millisecond
 
 // write is the writer: it answers waiting client messages and delivers what the subscription
 // has ready, round after round, until a round finds nothing new (and, after a delivery, no

@@ -172,8 +172,13 @@ func TestWebSocketMessageDuringLingerAttack(t *testing.T) {
 		if m := next(i, "event"); m["type"] != "job.progress" {
 			t.Fatalf("round %d: got %v, want the event", i, m)
 		}
-		// Positions the attack around the 50 ms linger; not a synchronisation.
-		time.Sleep(time.Duration(i%13) * 5 * time.Millisecond)
+		// Positions the attack at once after a delivery (even rounds) or around the linger's
+		// end (odd ones, ±30 ms); not a synchronisation.
+		offset := time.Duration(i%13) * 5 * time.Millisecond
+		if i%2 == 1 {
+			offset += wsLinger - 30*time.Millisecond
+		}
+		time.Sleep(offset)
 		if i%4 == 3 { // a WebSocket ping, answered by the writer too
 			if err := conn.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(time.Second)); err != nil {
 				t.Fatal(err)
