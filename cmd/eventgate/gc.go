@@ -58,8 +58,14 @@ type gcTuner struct {
 	cur    int
 }
 
-// gcSentinel is what the finalizer hangs on (a finalizer needs an object of non-zero size).
-type gcSentinel struct{ _ int64 }
+// gcSentinel is what the finalizer hangs on. It holds a pointer and is larger than 16 bytes, so
+// the runtime never batches it with other small objects (the tiny allocator batches pointer-free
+// objects under 16 bytes): batched with one that stays alive, it would never be finalized, and
+// the tuner would stop for good, keeping the target set at start (400 %) however large the heap.
+type gcSentinel struct {
+	_ *gcSentinel
+	_ [16]byte
+}
 
 func (t *gcTuner) arm() {
 	runtime.SetFinalizer(&gcSentinel{}, func(*gcSentinel) {
