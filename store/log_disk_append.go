@@ -85,17 +85,17 @@ func (d *Disk) appender() {
 	for {
 		var batch []*appendReq
 		select {
+		case <-d.closing: // first: appends still queued when Close starts fail, not by chance
+			d.refuseQueued()
+			return
+		default:
+		}
+		select {
 		case r := <-d.reqs:
 			batch = append(make([]*appendReq, 0, 16), r)
 		case <-d.closing:
-			for {
-				select {
-				case r := <-d.reqs:
-					r.done <- appendResult{err: errDiskClosed}
-				default:
-					return
-				}
-			}
+			d.refuseQueued()
+			return
 		}
 		size := batch[0].size
 	more:
@@ -114,6 +114,18 @@ func (d *Disk) appender() {
 			d.publish(s, time.Since(start))
 		}
 		d.answer(s.reqs, s.results)
+	}
+}
+
+// refuseQueued answers every queued append with errDiskClosed (the store is closing).
+func (d *Disk) refuseQueued() {
+	for {
+		select {
+		case r := <-d.reqs:
+			r.done <- appendResult{err: errDiskClosed}
+		default:
+			return
+		}
 	}
 }
 
