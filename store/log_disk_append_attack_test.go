@@ -574,3 +574,92 @@ func TestDiskAckedSurvivesCrashAttack(t *testing.T) {
 		t.Fatalf("first ID after the crash %s is not after the log's last %s", next[0], ids[len(ids)-1])
 	}
 }
+
+// TestDiskTrimAcrossGroupsAttack: retention trimming stays exact when groups of several
+// requests commit at once, when one group alone is larger than the retention (its own first
+// events are never written) and across a reopen: the log is always a contiguous suffix of what
+// was appended, its bounds and count say so, and Tail (the ring) agrees with Read (the disk).
+func TestDiskTrimAcrossGroupsAttack(t *testing.T) {
+	t.Parallel()
+	const retention = 10 // slack 1: trimmed back to 10 past 11
+	groups := [][]int{
+		{3}, {4, 4}, {2, 1, 1}, {12}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {5, 20}, {1}, {11}, {6, 6}, {1, 2, 3, 4, 5},
+	}
+	fs := &walFS{FS: vfs.NewMem()}
+	d := openDiskOn(t, fs, DiskOptions{Retention: retention, Poll: 20 * time.Millisecond})
+	ctx := t.Context()
+	var all []event.ID
+	check := func(d *Disk, when string) {
+		t.Helper()
+		ids, b := readAll(t, d)
+		n := len(ids)
+		if n == 0 || n > retention+int(trimSlack(retention)) || int64(n) != d.Stats().Events {
+			t.Fatalf("%s: %d events in the log, count %d", when, n, d.Stats().Events)
+		}
+		if fmt.Sprint(ids) != fmt.Sprint(all[len(all)-n:]) {
+			t.Fatalf("%s: log %v is not the newest %d of %v", when, ids, n, all)
+		}
+		if b.First != ids[0] || b.Last != all[len(all)-1] {
+			t.Fatalf("%s: bounds %+v, log %s..%s", when, b, ids[0], all[len(all)-1])
+		}
+		if trimmed := len(all) > n; trimmed && (b.MaxDeleted != all[len(all)-n-1] || !b.Trimmed) {
+			t.Fatalf("%s: bounds %+v, want MaxDeleted %s", when, b, all[len(all)-n-1])
+		}
+		for k := -1; k < n; k++ {
+			after := b.MaxDeleted
+			if k >= 0 {
+				after = ids[k]
+			}
+			if k == n-1 {
+				continue // Tail would wait for the poll
+			}
+			p, err := d.Tail(ctx, after, 100)
+			if err != nil {
+				t.Fatalf("%s: Tail(%s): %v", when, after, err)
+			}
+			var got []event.ID
+			for _, e := range p.Events {
+				got = append(got, e.ID)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(ids[k+1:]) {
+				t.Fatalf("%s: Tail(%s) = %v, want %v", when, after, got, ids[k+1:])
+			}
+		}
+	}
+	for gi, g := range groups {
+		entered, release := holdNextSync(fs, nil, nil)
+		outs := make([]chan appendOutcome, len(g))
+		for i, n := range g {
+			outs[i] = make(chan appendOutcome, 1)
+			ds := drafts(t, n)
+			go func() {
+				ids, err := d.Append(ctx, ds)
+				outs[i] <- appendOutcome{ids: ids, err: err}
+			}()
+			if i == 0 {
+				await(t, "the held fsync", entered)
+			} else {
+				waitQueued(t, d, i)
+			}
+		}
+		close(release)
+		for i, ch := range outs {
+			o := await(t, "an append", ch)
+			if o.err != nil || len(o.ids) != g[i] {
+				t.Fatalf("group %d append %d: %+v", gi, i, o)
+			}
+			if len(all) > 0 && !all[len(all)-1].Less(o.ids[0]) {
+				t.Fatalf("group %d: id %s not after %s", gi, o.ids[0], all[len(all)-1])
+			}
+			all = append(all, o.ids...)
+		}
+		check(d, fmt.Sprintf("after group %d %v", gi, g))
+	}
+	fs.setOnSync(nil)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := openDiskOn(t, fs, DiskOptions{Retention: retention, Poll: 20 * time.Millisecond})
+	t.Cleanup(func() { _ = r.Close() })
+	check(r, "after reopening")
+}
