@@ -1,0 +1,113 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// TestWebSocketWakeAtLingerEdgeAttack: the next event is published at every point of the
+// writer's linger, including just before, at and just after it runs out, and each is delivered
+// at once (early in the linger: well before it would run out). The heartbeat is an hour away, so a wake-up lost between the linger's end and the
+// writer's (or taken by a stale kick) would leave the event undelivered past the read deadline.
+func TestWebSocketWakeAtLingerEdgeAttack(t *testing.T) {
+	t.Parallel()
+	s, log := newTestServer(t, Config{Heartbeat: time.Hour, MaxConnectionsPerIP: 100})
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	const conns = 6
+	cs := make([]*websocket.Conn, conns)
+	for i := range cs {
+		cs[i] = dialWS(t, ts, "", nil)
+	}
+	offsets := []time.Duration{0, time.Millisecond, wsLinger / 2, wsLinger - 5*time.Millisecond,
+		wsLinger - time.Millisecond, wsLinger, wsLinger + time.Millisecond, wsLinger + 5*time.Millisecond, 0}
+	for _, off := range offsets {
+		// Hostile timing, not synchronisation: the publish lands at this point of the linger.
+		time.Sleep(off)
+		published := time.Now()
+		id := publishN(t, log, 1, "job.progress", progressData)[0]
+		var wg sync.WaitGroup
+		errs := make(chan error, conns)
+		for i, c := range cs {
+			wg.Go(func() {
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, msg, err := c.ReadMessage()
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("conn %d, event published %v into the linger: %w (wake-up lost)", i, off, err)
+				case !containsID(msg, id.String()):
+					errs <- fmt.Errorf("conn %d: frame %s, want event %s", i, msg, id)
+				case off < wsLinger/2 && time.Since(published) >= wsLinger/2:
+					// Early in the linger the kick must wake the writer, not the linger's end.
+					errs <- fmt.Errorf("conn %d: event published %v into the linger delivered after %v", i, off, time.Since(published))
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+}
+
+func containsID(frame []byte, id string) bool {
+	return strings.Contains(string(frame), `"id":"`+id+`"`)
+}
+
+// TestWebSocketEndDuringLingerPromptAttack: a connection that ends while its writer lingers —
+// the client leaves, or the server drains (no spread) — is released long before the linger
+// would have run out: the writer is kicked, it does not sit out its 250 ms. Measured from the
+// end to the release, with every connection's writer freshly lingering.
+func TestWebSocketEndDuringLingerPromptAttack(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		end  func(s *Server, cs []*websocket.Conn)
+	}{
+		{"client leaves", func(_ *Server, cs []*websocket.Conn) {
+			for _, c := range cs {
+				c.Close()
+			}
+		}},
+		{"server drains", func(s *Server, _ []*websocket.Conn) { s.Drain() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, log := newTestServer(t, Config{Heartbeat: time.Hour, MaxConnectionsPerIP: 100})
+			ts := httptest.NewServer(s.Handler())
+			defer ts.Close()
+			const n = 6
+			cs := make([]*websocket.Conn, n)
+			for i := range cs {
+				cs[i] = dialWS(t, ts, "", nil)
+			}
+			publishN(t, log, 1, "job.progress", progressData)
+			for _, c := range cs {
+				readJSON(t, c) // each writer delivered: it lingers now
+			}
+			ended := time.Now()
+			tc.end(s, cs)
+			released := func() bool {
+				s.ws.mu.Lock()
+				registered := len(s.ws.conns)
+				s.ws.mu.Unlock()
+				return s.hub.Len() == 0 && s.Active() == 0 && registered == 0
+			}
+			for deadline := ended.Add(10 * time.Second); !released(); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("connections never released")
+				}
+			}
+			if took := time.Since(ended); took >= wsLinger*3/4 {
+				t.Errorf("released %v after the end: the lingering writers sat out their linger (%v)", took, wsLinger)
+			}
+		})
+	}
+}
