@@ -129,8 +129,8 @@ func (d *Disk) refuseQueued() {
 	}
 }
 
-// fail records a write-ahead log failure: from then on every append fails and Ping reports it
-// (the process should be restarted; the log on disk is whatever was synced).
+// fail records a failed commit: from then on every append fails and Ping reports it (the process
+// should be restarted; the log on disk is whatever was synced).
 func (d *Disk) fail(err error) {
 	d.logger.Error("disk store: committing to the write-ahead log failed; appends fail from now on", "err", err)
 	d.mu.Lock()
@@ -243,7 +243,9 @@ func (d *Disk) stage(batch []*appendReq, cur *diskBounds) *staged {
 		err = wb.Commit(pebble.Sync)
 	}
 	if err != nil {
-		// The batch may be in the log or not: the store stops taking appends (fail).
+		// The batch may be in the log or not: the store stops taking appends (fail). A write or
+		// sync of the write-ahead log that fails does not get here: Pebble treats it as fatal
+		// (pebbleLogger.Fatalf panics, the process restarts on what was synced).
 		d.fail(err)
 		for i := range s.results {
 			if s.results[i].ids != nil || errors.Is(s.results[i].err, errSameBatch) {
