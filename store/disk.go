@@ -147,15 +147,7 @@ type diskMarker struct {
 // error wrapping ErrDiskLocked at once; one that holds files but no readable store gives an error
 // wrapping ErrDiskUnreadable that names the file.
 func OpenDisk(dir string, opts DiskOptions) (*Disk, error) {
-	if opts.Poll <= 0 {
-		opts.Poll = defaultMemoryPoll
-	}
-	if opts.TailSize <= 0 {
-		opts.TailSize = 4096
-	}
-	if opts.Retention > 0 {
-		opts.TailSize = min(opts.TailSize, opts.Retention)
-	}
+	opts = opts.withDefaults()
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -172,6 +164,26 @@ func OpenDisk(dir string, opts DiskOptions) (*Disk, error) {
 		_ = lock.Close()
 		return nil, err
 	}
+	d.start()
+	return d, nil
+}
+
+// withDefaults fills in the options left zero.
+func (o DiskOptions) withDefaults() DiskOptions {
+	if o.Poll <= 0 {
+		o.Poll = defaultMemoryPoll
+	}
+	if o.TailSize <= 0 {
+		o.TailSize = 4096
+	}
+	if o.Retention > 0 {
+		o.TailSize = min(o.TailSize, o.Retention)
+	}
+	return o
+}
+
+// start starts the appender and the janitor on an opened store.
+func (d *Disk) start() {
 	d.reqs = make(chan *appendReq, 1024)
 	d.closing = make(chan struct{})
 	d.stopped = make(chan struct{})
@@ -180,7 +192,6 @@ func OpenDisk(dir string, opts DiskOptions) (*Disk, error) {
 	wg.Go(d.appender)
 	wg.Go(d.janitor)
 	go func() { wg.Wait(); close(d.stopped) }()
-	return d, nil
 }
 
 // open reads the marker, opens Pebble and loads the bounds and the newest events.

@@ -91,15 +91,7 @@ func (f *walFile) SyncTo(n int64) (bool, error) {
 // out): the attacks below need to hold, fail or crash the write-ahead log.
 func openDiskOn(t testing.TB, fs vfs.FS, opts DiskOptions) *Disk {
 	t.Helper()
-	if opts.Poll <= 0 {
-		opts.Poll = defaultMemoryPoll
-	}
-	if opts.TailSize <= 0 {
-		opts.TailSize = 4096
-	}
-	if opts.Retention > 0 {
-		opts.TailSize = min(opts.TailSize, opts.Retention)
-	}
+	opts = opts.withDefaults()
 	const dir = "/data"
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -117,14 +109,7 @@ func openDiskOn(t testing.TB, fs vfs.FS, opts DiskOptions) *Disk {
 	if err := d.load(); err != nil {
 		t.Fatal(err)
 	}
-	d.reqs = make(chan *appendReq, 1024)
-	d.closing = make(chan struct{})
-	d.stopped = make(chan struct{})
-	d.wake = make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(d.appender)
-	wg.Go(d.janitor)
-	go func() { wg.Wait(); close(d.stopped) }()
+	d.start()
 	return d
 }
 
@@ -190,6 +175,16 @@ type appendOutcome struct {
 	err   error
 }
 
+// appendAsync appends ds on a goroutine of its own; the channel gets the outcome.
+func appendAsync(ctx context.Context, d *Disk, ds []event.Draft) chan appendOutcome {
+	ch := make(chan appendOutcome, 1)
+	go func() {
+		ids, err := d.Append(ctx, ds)
+		ch <- appendOutcome{ids: ids, err: err}
+	}()
+	return ch
+}
+
 func drafts(t testing.TB, n int) []event.Draft {
 	t.Helper()
 	out := make([]event.Draft, n)
@@ -230,9 +225,16 @@ func readAll(t testing.TB, d *Disk) ([]event.ID, streams.Bounds) {
 	}
 }
 
-// TestDiskUnsyncedCommitInvisibleAttack: while a group's fsync is held, the commit is in Pebble
-// (visible to its iterators) but Read, Tail and Bounds must not show it, and its caller must not
-// hear of it; once the fsync returns, all three show it.
+// gatedDisk opens a disk store on an in-memory file system whose syncs a syncGate can hold; the
+// gate opens and the store closes at cleanup.
+func gatedDisk(t testing.TB) (*Disk, *syncGate) {
+	fs := &walFS{FS: vfs.NewMem()}
+	gate := newSyncGate(fs)
+	d := openDiskOn(t, fs, DiskOptions{Poll: 20 * time.Millisecond})
+	t.Cleanup(func() { gate.open(); _ = d.Close() })
+	return d, gate
+}
+
 // holdNextSync holds the next write-ahead log sync until release is closed (entered receives
 // when it waits), then returns err from it; later syncs pass, or return after when it is set.
 func holdNextSync(fs *walFS, err, after error) (entered chan struct{}, release chan struct{}) {

@@ -14,25 +14,19 @@ import (
 	"github.com/eventgate/eventgate/streams"
 )
 
+// TestDiskUnsyncedCommitInvisibleAttack: while a group's fsync is held, the commit is in Pebble
+// (visible to its iterators) but Read, Tail and Bounds must not show it, and its caller must not
+// hear of it; once the fsync returns, all three show it.
 func TestDiskUnsyncedCommitInvisibleAttack(t *testing.T) {
 	t.Parallel()
-	fs := &walFS{FS: vfs.NewMem()}
-	gate := newSyncGate(fs)
-	d := openDiskOn(t, fs, DiskOptions{Poll: 20 * time.Millisecond})
-	defer gate.open()
-	t.Cleanup(func() { _ = d.Close() })
+	d, gate := gatedDisk(t)
 	ctx := t.Context()
 	first, err := d.Append(ctx, drafts(t, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	gate.armed.Store(true)
-	done := make(chan appendOutcome, 1)
-	three := drafts(t, 3)
-	go func() {
-		ids, err := d.Append(ctx, three)
-		done <- appendOutcome{ids: ids, err: err}
-	}()
+	done := appendAsync(ctx, d, drafts(t, 3))
 	await(t, "the held fsync", gate.entered)
 	// The commit is in Pebble's memtable now: a raw iterator would see it.
 	for range 3 {
@@ -69,20 +63,11 @@ func TestDiskUnsyncedCommitInvisibleAttack(t *testing.T) {
 // appended, IDs keep increasing, and a key seen again in a later group gets the same receipt.
 func TestDiskGroupCommitAttack(t *testing.T) {
 	t.Parallel()
-	fs := &walFS{FS: vfs.NewMem()}
-	gate := newSyncGate(fs)
-	d := openDiskOn(t, fs, DiskOptions{Poll: 20 * time.Millisecond})
-	defer gate.open()
-	t.Cleanup(func() { _ = d.Close() })
+	d, gate := gatedDisk(t)
 	rec := NewDiskReceipts(d)
 	ctx := t.Context()
 	gate.armed.Store(true)
-	head := make(chan appendOutcome, 1)
-	one := drafts(t, 1)
-	go func() {
-		ids, err := d.Append(ctx, one)
-		head <- appendOutcome{ids: ids, err: err}
-	}()
+	head := appendAsync(ctx, d, drafts(t, 1))
 	await(t, "the held fsync", gate.entered)
 
 	type req struct {
@@ -197,22 +182,11 @@ func TestDiskCloseFailsQueuedAttack(t *testing.T) {
 			d := openDiskOn(t, fs, DiskOptions{Poll: 20 * time.Millisecond})
 			ctx := t.Context()
 			entered, release := holdNextSync(fs, nil, nil)
-			head := make(chan appendOutcome, 1)
-			ds := drafts(t, 1)
-			go func() {
-				ids, err := d.Append(ctx, ds)
-				head <- appendOutcome{ids: ids, err: err}
-			}()
+			head := appendAsync(ctx, d, drafts(t, 1))
 			await(t, "the held fsync", entered)
 			var queued []chan appendOutcome
 			for i := range 3 {
-				ch := make(chan appendOutcome, 1)
-				queued = append(queued, ch)
-				ds := drafts(t, 2)
-				go func() {
-					ids, err := d.Append(ctx, ds)
-					ch <- appendOutcome{ids: ids, err: err}
-				}()
+				queued = append(queued, appendAsync(ctx, d, drafts(t, 2)))
 				waitQueued(t, d, i+1)
 			}
 			closed := make(chan error, 1)
@@ -238,6 +212,3 @@ func TestDiskCloseFailsQueuedAttack(t *testing.T) {
 		})
 	}
 }
-
-// TestDiskAckedSurvivesCrashAttack: concurrent publishers (plain and idempotent) run while the
-// machine "crashes" (a copy of the file system keeping only what was synced). Every append

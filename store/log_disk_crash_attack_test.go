@@ -16,6 +16,8 @@ import (
 	"github.com/eventgate/eventgate/streams"
 )
 
+// TestDiskAckedSurvivesCrashAttack: concurrent publishers (plain and idempotent) run while the
+// machine "crashes" (a copy of the file system keeping only what was synced). Every append
 // acknowledged before the crash is in the log after reopening, with its receipt; IDs increase
 // strictly across the restart.
 func TestDiskAckedSurvivesCrashAttack(t *testing.T) {
@@ -172,12 +174,7 @@ func TestDiskTrimAcrossGroupsAttack(t *testing.T) {
 		entered, release := holdNextSync(fs, nil, nil)
 		outs := make([]chan appendOutcome, len(g))
 		for i, n := range g {
-			outs[i] = make(chan appendOutcome, 1)
-			ds := drafts(t, n)
-			go func() {
-				ids, err := d.Append(ctx, ds)
-				outs[i] <- appendOutcome{ids: ids, err: err}
-			}()
+			outs[i] = appendAsync(ctx, d, drafts(t, n))
 			if i == 0 {
 				await(t, "the held fsync", entered)
 			} else {
