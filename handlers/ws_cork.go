@@ -3,6 +3,7 @@ package handlers
 import (
 	"encoding/binary"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -18,7 +19,8 @@ import (
 //
 // mu orders the writer's frames with gorilla's writes, which may come from other goroutines (a
 // close from the heartbeat or the drain) and hold only gorilla's own lock. A batch therefore
-// never interleaves with a control frame, and nothing is written after a close frame.
+// never interleaves with a control frame, nothing is written after a close frame, and the
+// progressConn is only ever used under mu.
 type corkConn struct {
 	net.Conn
 	// raw is the socket under the progressConn: reads go to it directly, one call deep, because
@@ -26,7 +28,8 @@ type corkConn struct {
 	// stacks past the minimum 2 KiB (350 bytes more per idle connection, measured).
 	raw       net.Conn
 	mu        sync.Mutex
-	closeSent bool // a close frame went out: no data after it (RFC 6455 §5.5.1)
+	closeSent bool      // a close frame went out: no data after it (RFC 6455 §5.5.1)
+	deadline  time.Time // gorilla's, for its next Write
 }
 
 // Read reads from the socket itself (see raw).
@@ -36,21 +39,40 @@ func (c *corkConn) Read(b []byte) (int, error) { return c.raw.Read(b) }
 // frames whole, in one Write).
 const closeFrameHead = 0x80 | websocket.CloseMessage
 
-// Write is gorilla's: the handshake and control frames.
+// Write is gorilla's: the handshake and control frames, under the deadline gorilla set before it.
+// It waits for a batch in progress no longer than that deadline, as gorilla's own lock made a
+// close from another goroutine wait (stop: 1 s); then it fails, and the socket is closed
+// without the close frame, which cannot follow part of a batch.
 func (c *corkConn) Write(b []byte) (int, error) {
-	c.mu.Lock()
+	if !c.lockBy(c.deadline) {
+		return 0, os.ErrDeadlineExceeded
+	}
 	defer c.mu.Unlock()
 	if len(b) > 0 && b[0] == closeFrameHead {
 		c.closeSent = true
 	}
+	_ = c.Conn.SetWriteDeadline(c.deadline)
 	return c.Conn.Write(b)
 }
 
-// SetWriteDeadline is gorilla's, before each of its writes.
+// SetWriteDeadline is gorilla's, before each of its writes (under gorilla's lock): Write applies
+// it.
 func (c *corkConn) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.Conn.SetWriteDeadline(t)
+	c.deadline = t
+	return nil
+}
+
+// lockBy takes mu, waiting no later than deadline (zero: no limit). Only gorilla's writes wait
+// here, and only while a batch is being written (a close from another goroutine), so a short
+// backing-off poll serves: mu stays one word per connection.
+func (c *corkConn) lockBy(deadline time.Time) bool {
+	for wait := 100 * time.Microsecond; !c.mu.TryLock(); wait = min(2*wait, 10*time.Millisecond) {
+		if !deadline.IsZero() && time.Until(deadline) < wait {
+			return false
+		}
+		time.Sleep(wait)
+	}
+	return true
 }
 
 // writeText writes frames (appendTextFrame) in one write under deadline, unless a close frame

@@ -125,3 +125,32 @@ func TestCorkConnControlBesideBatches(t *testing.T) {
 		t.Fatalf("the client read %d pings of %d", len(pinged), pings)
 	}
 }
+
+// TestCorkConnCloseBesideBlockedBatch: a close written from another goroutine (stop: the drain, an
+// expired token) while a batch is blocked on a client that reads nothing gives up at its own
+// deadline, as it did behind gorilla's lock; it does not wait for the batch.
+func TestCorkConnCloseBesideBlockedBatch(t *testing.T) {
+	t.Parallel()
+	cork, sc, _ := corkPair(t) // the client never reads
+	blocked := make(chan error, 1)
+	go func() {
+		big := appendTextFrame(nil, bytes.Repeat([]byte("x"), 8<<20)) // far past the socket buffers
+		blocked <- cork.writeText(big, time.Now().Add(30*time.Second))
+	}()
+	waitUntil(t, "the batch to block", func() bool {
+		if cork.mu.TryLock() {
+			cork.mu.Unlock()
+			return false
+		}
+		return true
+	})
+	start := time.Now()
+	err := sc.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseServiceRestart, ""), time.Now().Add(200*time.Millisecond))
+	if took := time.Since(start); err == nil || took > 5*time.Second {
+		t.Fatalf("close beside a blocked batch: %v after %s; want a timeout at its 200 ms deadline", err, took)
+	}
+	_ = sc.Close() // as stop does: ends the blocked batch
+	if err := <-blocked; err == nil {
+		t.Fatal("the blocked batch succeeded after the socket was closed")
+	}
+}
