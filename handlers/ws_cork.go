@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"os"
 	"sync"
@@ -29,6 +30,7 @@ type corkConn struct {
 	raw       net.Conn
 	mu        sync.Mutex
 	closeSent bool      // a close frame went out: no data after it (RFC 6455 §5.5.1)
+	cut       bool      // a failed batch left a frame unfinished: nothing may follow it
 	deadline  time.Time // gorilla's, for its next Write
 }
 
@@ -48,6 +50,9 @@ func (c *corkConn) Write(b []byte) (int, error) {
 		return 0, os.ErrDeadlineExceeded
 	}
 	defer c.mu.Unlock()
+	if c.cut {
+		return 0, errFrameCut
+	}
 	if len(b) > 0 && b[0] == closeFrameHead {
 		c.closeSent = true
 	}
@@ -75,16 +80,27 @@ func (c *corkConn) lockBy(deadline time.Time) bool {
 	return true
 }
 
+// errFrameCut: a write after a failed batch that left a frame unfinished on the wire.
+var errFrameCut = errors.New("websocket: a frame was left unfinished")
+
 // writeText writes frames (appendTextFrame) in one write under deadline, unless a close frame
-// went out before (websocket.ErrCloseSent).
+// went out before (websocket.ErrCloseSent). A write that fails part-way leaves a frame
+// unfinished: nothing is written after it, not even the close, which the client would read as
+// the rest of that frame (as gorilla stopped writing after a failed write).
 func (c *corkConn) writeText(frames []byte, deadline time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.cut {
+		return errFrameCut
+	}
 	if c.closeSent {
 		return websocket.ErrCloseSent
 	}
 	_ = c.Conn.SetWriteDeadline(deadline)
-	_, err := c.Conn.Write(frames)
+	n, err := c.Conn.Write(frames)
+	if err != nil && n > 0 {
+		c.cut = true
+	}
 	return err
 }
 
