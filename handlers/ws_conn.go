@@ -195,39 +195,32 @@ func (w *wsConn) sendControl(kind int, data []byte) bool {
 	return true
 }
 
-// deliver writes what the subscription has ready, framed into one write per corkMaxHeld. A store
-// error while catching up keeps the connection and wakes the writer again a second later.
+// deliver writes what the subscription has ready. A store error while catching up keeps the
+// connection and wakes the writer again a second later.
 func (w *wsConn) deliver() bool {
 	ep := eventSlices.Get().(*[]*event.Event) // pooled: an idle connection holds no batch
 	defer func() { *ep = (*ep)[:0]; eventSlices.Put(ep) }()
 	// Store reads during catch-up carry their own timeouts.
 	events, err := w.sub.Next(context.Background(), (*ep)[:0])
 	*ep = events
+	cork, _ := w.conn.UnderlyingConn().(*corkConn)
+	if cork != nil {
+		defer cork.Hold(false)
+	}
 	w.delivered = len(events) > 0
-	if len(events) > 0 {
-		bp := frameBuffers.Get().(*[]byte) // pooled, as SSE's
-		defer func() {
-			if cap(*bp) <= 64<<10 {
-				*bp = (*bp)[:0]
-				frameBuffers.Put(bp)
-			}
-		}()
-		deadline := time.Now().Add(w.s.cfg.WriteTimeout) // one per batch: progressConn extends it while the client reads
-		for i, e := range events {
-			*bp = appendTextFrame(*bp, wsFrame(e))
-			if len(*bp) < corkMaxHeld && i < len(events)-1 {
-				continue
-			}
-			if w.pingDue.Load() { // a long page does not hold the ping back
-				if !w.pingIfDue() {
-					return false
-				}
-				deadline = time.Now().Add(w.s.cfg.WriteTimeout) // the ping set a deadline of its own
-			}
-			if !w.writeFrames(*bp, deadline) {
+	deadline := time.Now().Add(w.s.cfg.WriteTimeout) // one per batch: progressConn extends it while the client reads
+	for i, e := range events {
+		if cork != nil {
+			cork.Hold(i < len(events)-1) // the batch's frames leave in one write (corkConn)
+		}
+		if w.pingDue.Load() { // a long page does not hold the ping back
+			if !w.pingIfDue() {
 				return false
 			}
-			*bp = (*bp)[:0]
+			deadline = time.Now().Add(w.s.cfg.WriteTimeout) // the ping set a deadline of its own
+		}
+		if !w.sendBy(wsFrame(e), deadline) {
+			return false
 		}
 	}
 	w.info.delivered(events, err)
@@ -258,15 +251,14 @@ func wsFrame(e *event.Event) []byte {
 // send writes one text frame with a write deadline. A client that accepts nothing for the write
 // timeout is closed with 1013 and resumes later with its last id; one that keeps reading is not,
 // however long a large frame takes it (progressConn).
-func (w *wsConn) send(msg []byte) bool {
-	return w.writeFrames(appendTextFrame(nil, msg), time.Now().Add(w.s.cfg.WriteTimeout))
+func (w *wsConn) send(frame []byte) bool {
+	return w.sendBy(frame, time.Now().Add(w.s.cfg.WriteTimeout))
 }
 
-// writeFrames writes frames (appendTextFrame) under deadline. The connection under gorilla is
-// always a corkConn (progressHijacker).
-func (w *wsConn) writeFrames(frames []byte, deadline time.Time) bool {
-	cork := w.conn.UnderlyingConn().(*corkConn)
-	if err := cork.writeText(frames, deadline); err != nil {
+// sendBy is send with the deadline given.
+func (w *wsConn) sendBy(frame []byte, deadline time.Time) bool {
+	_ = w.conn.SetWriteDeadline(deadline)
+	if err := w.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
 		w.stop(websocket.CloseTryAgainLater, telemetry.CloseWriteTimeout, "")
 		return false
 	}
