@@ -137,7 +137,8 @@ func TestWebSocketCloseRacesAttack(t *testing.T) {
 			var header []string
 			if tc.name == "token expiry" {
 				s, log = newAuthServer(t, cfg, nil, nil)
-				tok := hsToken(t, jwt.MapClaims{"sub": "s", "scope": "subscribe", "exp": time.Now().Add(1500 * time.Millisecond).Unix()})
+				// exp is in whole seconds: 3 s leaves at least 2 for six dials on a loaded machine.
+				tok := hsToken(t, jwt.MapClaims{"sub": "s", "scope": "subscribe", "exp": time.Now().Add(3 * time.Second).Unix()})
 				header = []string{"Authorization: Bearer " + tok}
 			} else {
 				s, log = newTestServer(t, cfg)
@@ -178,8 +179,8 @@ func TestWebSocketCloseRacesAttack(t *testing.T) {
 				wg.Go(func() {
 					defer close(done)
 					code, err := c.readAll()
-					// A 1013 (slow consumer) or a ping timeout may come first: pongs wait unread while
-					// the reader waits for the writer to take an action, at this 32 ms heartbeat.
+					// A 1013 (slow consumer) or a ping timeout may come first: at this 32 ms heartbeat a
+					// pong can wait behind deliveries longer than two heartbeats.
 					if err == nil && code != 0 && tc.code != 0 && code != tc.code && code != websocket.CloseTryAgainLater &&
 						!strings.HasSuffix(c.reason, string(telemetry.ClosePingTimeout)) {
 						err = fmt.Errorf("closed with %d %q, want %d", code, c.reason, tc.code)
