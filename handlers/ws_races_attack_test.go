@@ -179,8 +179,8 @@ func TestWebSocketCloseRacesAttack(t *testing.T) {
 				wg.Go(func() {
 					defer close(done)
 					code, err := c.readAll()
-					// A 1013 (slow consumer) or a ping timeout may come first: at this 32 ms heartbeat a
-					// pong can wait behind deliveries longer than two heartbeats.
+					// A 1013 (slow consumer) or a ping timeout may come first: pongs wait unread while
+					// the reader waits for the writer to take an action, at this 32 ms heartbeat.
 					if err == nil && code != 0 && tc.code != 0 && code != tc.code && code != websocket.CloseTryAgainLater &&
 						!strings.HasSuffix(c.reason, string(telemetry.ClosePingTimeout)) {
 						err = fmt.Errorf("closed with %d %q, want %d", code, c.reason, tc.code)
