@@ -96,9 +96,7 @@ func resetRaceAttack(t *testing.T, appendedFirst bool, opts streams.HubOptions) 
 	for range 40 {
 		appendMixed(t, rnd, log, rec, 1)
 	}
-	rec.mu.Lock()
-	rec.done = true
-	rec.mu.Unlock()
+	rec.finish()
 	wg.Wait()
 	events, _ := rec.snapshot()
 	for i := range subs {

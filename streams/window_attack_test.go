@@ -37,6 +37,13 @@ func (l *attackLog) add(ids []event.ID, queue []bool, log int) {
 	}
 }
 
+// finish records that the appends are over: subscribers stop once they reach the last event.
+func (l *attackLog) finish() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.done = true
+}
+
 func (l *attackLog) snapshot() ([]attackEvent, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -180,9 +187,7 @@ func TestWindowConcurrentAttack(t *testing.T) {
 			for range 150 {
 				appendMixed(t, rnd, log, rec, 0)
 			}
-			rec.mu.Lock()
-			rec.done = true
-			rec.mu.Unlock()
+			rec.finish()
 			wg.Wait()
 		})
 	}
