@@ -41,13 +41,17 @@ type wsConn struct {
 	asked     event.Filter // the filter as the client asked for it, before the topic grants
 	retryRead *time.Timer  // set while the store fails during catch-up
 
+	// held: the reader waits for room in the inbox, so the client's pongs may sit unread behind
+	// its messages. Pings written meanwhile are not counted as missed (pingIfDue).
+	held atomic.Bool
+
 	mu sync.Mutex
-	// taken is signalled when the writer takes the pending message, or the connection stops: the
-	// reader waits on it, so a client that sends faster than its messages are answered is read
-	// no further until they are.
+	// taken is signalled when the writer takes a message from the inbox, or the connection
+	// stops: the reader waits on it while the inbox is full, so a client that sends faster than
+	// its messages are answered is read no further until they are.
 	taken      sync.Cond
-	pending    []byte // a client message for the writer
-	hasPending bool
+	inbox      [][]byte // client messages for the writer, oldest first
+	inboxBytes int
 	// pong is the data of the client's latest ping, for the writer to answer: one pong in
 	// flight at most, however fast a client pings (RFC 6455 §5.5.3 allows answering the latest).
 	pong    []byte
@@ -149,10 +153,18 @@ func (w *wsConn) round() bool {
 		w.mu.Unlock()
 		return false
 	}
-	msg, has := w.pending, w.hasPending
+	var msg []byte
+	has := len(w.inbox) > 0
 	if has {
-		w.pending, w.hasPending = nil, false
-		w.again = true // the next message in the next round
+		msg = w.inbox[0]
+		w.inbox[0] = nil
+		w.inbox = w.inbox[1:]
+		w.inboxBytes -= len(msg)
+		if len(w.inbox) == 0 {
+			w.inbox = nil // an idle connection holds no inbox
+		} else {
+			w.again = true // the next message in the next round
+		}
 		w.taken.Signal()
 	}
 	pong, pongDue := w.pong, w.pongDue
@@ -172,7 +184,9 @@ func (w *wsConn) round() bool {
 
 // pingIfDue sends the ping the heartbeat asked for, if any, and counts it as unanswered until
 // the client's next frame. Only pings written count, so a client whose pings wait behind a long
-// delivery is not taken for silent.
+// delivery is not taken for silent; nor do pings written while the reader waits for room in the
+// inbox, since the client's answer may be behind the messages it cannot read yet (the client has
+// just shown it is alive, and one that then stops reading is closed by the write timeout).
 func (w *wsConn) pingIfDue() bool {
 	if !w.pingDue.Swap(false) {
 		return true
@@ -180,7 +194,9 @@ func (w *wsConn) pingIfDue() bool {
 	if !w.sendControl(websocket.PingMessage, nil) {
 		return false
 	}
-	w.missed.Add(1)
+	if !w.held.Load() {
+		w.missed.Add(1)
+	}
 	return true
 }
 
@@ -276,14 +292,42 @@ func (w *wsConn) read() {
 			break
 		}
 		if !w.handOver(r) {
+			w.discard()
 			break
 		}
 	}
 	w.readerLeft() // not deferred: a defer's record would deepen the parked reader's frame
 }
 
-// handOver reads a client message and passes it to the writer, waiting while the writer has not
-// taken the previous one. false: the connection has stopped.
+// discard reads and drops the client's frames after the connection stopped, until its close
+// frame, a read error or awaitClose's deadline: the socket is then closed with nothing unread in
+// it, so the client sees its end, not a reset (see awaitClose).
+//
+//go:noinline
+func (w *wsConn) discard() {
+	for {
+		_, r, err := w.conn.NextReader()
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
+	}
+}
+
+// Client messages waiting for the writer: at most wsInboxMessages, and beyond the first at most
+// wsInboxBytes in all. A burst of actions (a UI changing its topics) is read at once, with the
+// pongs among it; a client that sends more than that before its answers come is read no further
+// until they do, and its memory stays bounded (two messages of the 64 KiB limit at most: the
+// inbox's and the one the reader holds).
+const (
+	wsInboxMessages = 16
+	wsInboxBytes    = 64 << 10
+)
+
+// handOver reads a client message and puts it in the writer's inbox, waiting while the inbox is
+// full. false: the connection has stopped.
 //
 //go:noinline
 func (w *wsConn) handOver(r io.Reader) bool {
@@ -294,17 +338,25 @@ func (w *wsConn) handOver(r io.Reader) bool {
 	}
 	w.missed.Store(0) // any frame shows the client is alive
 	w.mu.Lock()
-	for w.hasPending && !w.stopped {
+	for w.inboxFull(len(msg)) && !w.stopped {
+		w.held.Store(true)
 		w.taken.Wait()
 	}
+	w.held.Store(false)
 	if w.stopped {
 		w.mu.Unlock()
 		return false
 	}
-	w.pending, w.hasPending = msg, true
+	w.inbox = append(w.inbox, msg)
+	w.inboxBytes += len(msg)
 	w.mu.Unlock()
 	w.wake()
 	return true
+}
+
+// inboxFull reports whether a message of n bytes must wait for the writer. w.mu held.
+func (w *wsConn) inboxFull(n int) bool {
+	return len(w.inbox) >= wsInboxMessages || (len(w.inbox) > 0 && w.inboxBytes+n > wsInboxBytes)
 }
 
 // readBody reads a message's body on a goroutine of its own while the reader waits: growing the
@@ -375,13 +427,37 @@ func (w *wsConn) stop(code int, reason telemetry.CloseReason, text string) {
 		text = string(reason)
 	}
 	msg := websocket.FormatCloseMessage(code, text)
-	_ = w.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	_ = w.conn.Close() // ends the reader's read and any blocked write
+	if w.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)) != nil {
+		_ = w.conn.Close() // the client takes nothing: this ends the reader's read and any blocked write
+		return
+	}
+	w.awaitClose()
+}
+
+// wsCloseWait is how long a stopped connection waits for the client to answer its close frame.
+const wsCloseWait = time.Second
+
+// awaitClose lets the client answer the close frame before the socket closes: the socket's
+// write side is shut (the client reads the close frame, then the end), and the reader reads on
+// until the client's close frame comes, for at most wsCloseWait; readerLeft then closes the
+// socket. A socket closed with the client's frames still unread in it is reset instead, and a
+// reset can discard what the client has not read yet, the close frame included (a browser then
+// sees 1006, not the code it should act on). gorilla writes nothing after the close frame.
+func (w *wsConn) awaitClose() {
+	cork, _ := w.conn.UnderlyingConn().(*corkConn)
+	var half interface{ CloseWrite() error }
+	if cork != nil {
+		half, _ = cork.raw.(interface{ CloseWrite() error })
+	}
+	if half == nil || half.CloseWrite() != nil || w.conn.SetReadDeadline(time.Now().Add(wsCloseWait)) != nil {
+		_ = w.conn.Close()
+	}
 }
 
 // readerLeft records the reader's end; the connection is released once no writer runs.
 func (w *wsConn) readerLeft() {
 	w.stop(websocket.CloseNormalClosure, telemetry.CloseReadFailed, "") // no-op when already stopped
+	_ = w.conn.Close()                                                  // after awaitClose's wait, if any
 	w.mu.Lock()
 	w.readerGone = true
 	last := !w.writing

@@ -76,7 +76,12 @@ func TestWebSocketEndDuringLingerPromptAttack(t *testing.T) {
 				c.Close()
 			}
 		}},
-		{"server drains", func(s *Server, _ []*websocket.Conn) { s.Drain() }},
+		{"server drains", func(s *Server, cs []*websocket.Conn) {
+			s.Drain()
+			for _, c := range cs {
+				go func() { _, _, _ = c.ReadMessage() }() // reads the close frame and answers it
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,147 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// TestWebSocketInboxBoundedAttack: a client that sends message after message without reading,
+// while the server's writer is blocked on it, is read only as far as the inbox's bounds — at most
+// wsInboxMessages messages, and at most wsInboxBytes beyond the first — and then no further: the
+// reader is held, and the memory a hostile client can pin stays bounded.
+func TestWebSocketInboxBoundedAttack(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		msgs [][]byte
+	}{
+		{"large messages", [][]byte{make([]byte, 30000), make([]byte, 30000), make([]byte, 30000), make([]byte, 30000)}},
+		{"many messages", func() (m [][]byte) {
+			for range 3 * wsInboxMessages {
+				m = append(m, []byte(`{"action":"ping"}`))
+			}
+			return m
+		}()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, log := newTestServer(t, Config{Heartbeat: time.Hour, WriteTimeout: 20 * time.Second})
+			ts := httptest.NewUnstartedServer(s.Handler())
+			ts.Listener = smallSendBuffers{ts.Listener}
+			ts.Start()
+			defer ts.Close()
+			conn, err := smallWindow.DialContext(context.Background(), "tcp", ts.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			rawWS(t, conn, "/api/v1/ws") // and reads nothing more: the writer blocks
+			bigNotes(t, log, 60, 20000)  // ~1.2 MB, far past every buffer
+			waitUntil(t, "the writer is blocked", func() bool {
+				ws := serverConns(s)
+				return len(ws) == 1 && s.hub.Len() == 1 && func() bool { ws[0].mu.Lock(); defer ws[0].mu.Unlock(); return ws[0].writing }()
+			})
+			c := &rawClient{conn: conn}
+			for i, m := range tc.msgs {
+				if err := c.send(websocket.TextMessage, m); err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+			}
+			w := serverConns(s)[0]
+			waitUntil(t, "the reader is held (the inbox is full)", w.held.Load)
+			w.mu.Lock()
+			n, size := len(w.inbox), w.inboxBytes
+			w.mu.Unlock()
+			t.Logf("inbox: %d messages, %d bytes", n, size)
+			if n > wsInboxMessages || (n > 1 && size > wsInboxBytes) {
+				t.Errorf("inbox holds %d messages of %d bytes in all; want at most %d, and %d bytes beyond the first",
+					n, size, wsInboxMessages, wsInboxBytes)
+			}
+		})
+	}
+}
+
+// TestWebSocketCloseHandshakeAttack: a connection the server ends (a drain) sends the close frame
+// and then the end of the stream — never a reset, which could discard the close frame before the
+// client reads it — even when the client's own frames are still arriving; and a client that never
+// answers the close is released within wsCloseWait.
+func TestWebSocketCloseHandshakeAttack(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestServer(t, Config{Heartbeat: time.Hour})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	c := dialWS(t, ts, "", nil)
+	defer c.Close()
+	rc := c.NetConn()
+	br := bufio.NewReader(rc) // dialWS read the subscribed frame, and nothing else has been sent
+	_ = rc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	ending := make(chan error, 1)
+	go func() { // reads all along: the close frame, then the end of the stream
+		for {
+			f, err := readRawFrame(br)
+			if err != nil {
+				ending <- fmt.Errorf("before the close frame: %w", err)
+				return
+			}
+			if f.op == websocket.CloseMessage {
+				if code := binary.BigEndian.Uint16(f.payload); code != websocket.CloseServiceRestart {
+					ending <- fmt.Errorf("close code %d, want %d", code, websocket.CloseServiceRestart)
+					return
+				}
+				if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+					ending <- fmt.Errorf("after the close frame: %w, want the end of the stream", err)
+					return
+				}
+				ending <- nil
+				return
+			}
+		}
+	}()
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() { // frames keep arriving, as fast as they go, until after the server's close
+		defer close(sent)
+		frame := maskedFrame(websocket.TextMessage, []byte(`{"action":"ping"}`))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = rc.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := rc.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-sent }()
+	time.Sleep(20 * time.Millisecond) // lets the client's frames get going; synchronises nothing
+	drained := time.Now()
+	s.Drain()
+	if err := <-ending; err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the connection is released", func() bool { return len(serverConns(s)) == 0 && s.Active() == 0 })
+	if took := time.Since(drained); took > wsCloseWait+time.Second {
+		t.Errorf("released %v after the drain; want within wsCloseWait (%v)", took, wsCloseWait)
+	}
+}
+
+// maskedFrame is one client frame (RFC 6455 §5.3) of a payload under 126 bytes.
+func maskedFrame(op byte, p []byte) []byte {
+	key := [4]byte{1, 2, 3, 4}
+	b := append([]byte{0x80 | op, 0x80 | byte(len(p))}, key[:]...)
+	for i, x := range p {
+		b = append(b, x^key[i%4])
+	}
+	return b
+}
