@@ -154,6 +154,9 @@ type Server struct {
 	trusted []netip.Prefix
 
 	ws wsConns // open WebSocket connections, for Drain
+	// lingerEnded, if set (tests only), is told how each WebSocket writer's linger ended: by a
+	// wake-up (true) or by running out (false). Timing alone cannot tell a lost wake-up.
+	lingerEnded func(woken bool)
 	// draining is closed when the server starts draining (startDrain).
 	draining   <-chan struct{}
 	startDrain context.CancelFunc

@@ -119,9 +119,14 @@ func (w *wsConn) write() {
 			}
 			w.kick = kick
 			w.mu.Unlock()
+			woken := false
 			select {
 			case <-kick:
+				woken = true
 			case <-linger.C:
+			}
+			if w.s.lingerEnded != nil {
+				w.s.lingerEnded(woken)
 			}
 			w.mu.Lock()
 			w.kick = nil
