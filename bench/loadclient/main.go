@@ -49,6 +49,10 @@ type Result struct {
 	// CPUSeconds is the client's own user and system time from "ready" to its end: on a small
 	// machine the clients compete with the server for the same cores.
 	CPUSeconds float64 `json:"cpuSeconds"`
+	// Reads is how many reads returned data (epoll mode; 0 in goroutine mode): the kernel's
+	// receive path, an ACK included, is most of the client's cost, and how many events one read
+	// brings depends on how far behind the server's writes are.
+	Reads int64 `json:"reads,omitempty"`
 }
 
 func main() {
