@@ -8,30 +8,34 @@
 // log read, fan-out and write. The client ends when every connection has -events events or when
 // stdin closes (the driver's "no more will come"), and prints one JSON Result on stdout.
 //
+// Two ways to read (-mode): goroutine, the default, is the usual Go client, one goroutine per
+// connection through net/http or gorilla/websocket (goroutine.go); epoll has a few threads each
+// reading its share of the sockets through its own epoll instance with raw syscalls
+// (epoll_linux.go, parse.go). Epoll mode spends about 10 % less CPU per delivery, not more: most
+// of either's cost is the kernel's TCP receive path (the read, and the ACK it sends through
+// loopback), and the ACKs an eager reader sends show up as server CPU instead. It stays the
+// second mode so that figures remain comparable with those measured before it
+// (docs/performance.md#the-load-client).
+//
 // Loopback only: it is pointed at servers the benchmark started. Not part of the eventgate binary.
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Result is what the client prints when it ends. Latencies are in milliseconds.
@@ -48,6 +52,10 @@ type Result struct {
 	// CPUSeconds is the client's own user and system time from "ready" to its end: on a small
 	// machine the clients compete with the server for the same cores.
 	CPUSeconds float64 `json:"cpuSeconds"`
+	// Reads is how many reads returned data (epoll mode; 0 in goroutine mode): the kernel's
+	// receive path, an ACK included, is most of the client's cost, and how many events one read
+	// brings depends on how far behind the server's writes are.
+	Reads int64 `json:"reads,omitempty"`
 }
 
 func main() {
@@ -55,12 +63,24 @@ func main() {
 	n := flag.Int("n", 1000, "connections")
 	transport := flag.String("transport", "sse", "sse or websocket")
 	events := flag.Int("events", 0, "events each connection expects (0: until stdin closes)")
+	mode := flag.String("mode", "goroutine", "goroutine (one per connection) or epoll (a few threads reading every socket)")
+	workers := flag.Int("workers", runtime.GOMAXPROCS(0), "epoll mode: reader threads, each with its share of the connections")
 	flag.Parse()
-	if !strings.HasPrefix(*url, "http://127.") {
-		fmt.Fprintln(os.Stderr, "loadclient: -url must be a loopback http://127.x address")
+	host, err := loopbackHost(*url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadclient:", err)
 		os.Exit(2)
 	}
-	res, err := run(*url, *n, *transport, *events)
+	cfg := config{url: *url, host: host, n: *n, transport: *transport, events: *events, workers: max(*workers, 1)}
+	var res *Result
+	switch *mode {
+	case "epoll":
+		res, err = runEpoll(cfg, os.Stdin, os.Stdout)
+	case "goroutine":
+		res, err = runGoroutine(cfg, os.Stdin, os.Stdout)
+	default:
+		err = fmt.Errorf("-mode %q: epoll or goroutine", *mode)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadclient:", err)
 		os.Exit(1)
@@ -68,7 +88,30 @@ func main() {
 	_ = json.NewEncoder(os.Stdout).Encode(res)
 }
 
-// conn is one subscriber's tally; only its reader goroutine writes it until done is closed.
+// config is one run's parameters.
+type config struct {
+	url       string // http://127.x.x.x:port
+	host      string // its 127.x.x.x:port, the address dialled and the Host header
+	n         int
+	transport string
+	events    int
+	workers   int
+}
+
+// loopbackHost is the host:port of url, which must be http:// to a loopback IP literal: the client
+// is pointed only at servers the benchmark started, never at a name that could resolve elsewhere.
+func loopbackHost(url string) (string, error) {
+	hostPort, ok := strings.CutPrefix(url, "http://")
+	hostPort = strings.TrimSuffix(hostPort, "/")
+	h, _, err := net.SplitHostPort(hostPort)
+	if ip := net.ParseIP(h); !ok || err != nil || ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return "", errors.New("-url must be a loopback http://127.x.x.x:port address")
+	}
+	return hostPort, nil
+}
+
+// conn is one subscriber's tally; only its reader (goroutine or epoll worker) writes it until the
+// run ends.
 type conn struct {
 	lat      []uint32 // microseconds, one per delivery
 	outOrder int64
@@ -76,64 +119,42 @@ type conn struct {
 	dropped  bool
 }
 
-func run(url string, n int, transport string, events int) (*Result, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	conns := make([]*conn, n)
-	var complete atomic.Int64 // connections that have all the expected events
-	allDone := make(chan struct{})
-	var wg sync.WaitGroup
-	var openErr error
-	var errOnce sync.Once
-	sem := make(chan struct{}, 64)
-	var opened sync.WaitGroup
-	for i := range n {
-		c := &conn{lat: make([]uint32, 0, max(events, 16))}
-		conns[i] = c
-		sem <- struct{}{}
-		opened.Add(1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			read, err := open(ctx, url, transport)
-			<-sem
-			opened.Done()
-			if err != nil {
-				errOnce.Do(func() { openErr = err })
-				return
-			}
-			read(func(id [2]uint64, sent int64) {
-				if !less(c.lastID, id) {
-					c.outOrder++
-				}
-				c.lastID = id
-				c.lat = append(c.lat, uint32(max(time.Now().UnixNano()-sent, 0)/1000))
-				if events > 0 && len(c.lat) == events && complete.Add(1) == int64(n) {
-					close(allDone)
-				}
-			})
-			if ctx.Err() == nil {
-				c.dropped = true
-			}
-		}()
+// progress is what every connection shares: how many have all their events.
+type progress struct {
+	events   int   // expected per connection (0: until stdin closes)
+	n        int64 // connections
+	complete atomic.Int64
+	allDone  chan struct{} // closed when every connection has its events
+}
+
+func newProgress(cfg config) *progress {
+	return &progress{events: cfg.events, n: int64(cfg.n), allDone: make(chan struct{})}
+}
+
+// record counts one delivery of c, sent at sent and read at now (unix ns).
+func (p *progress) record(c *conn, id [2]uint64, sent, now int64) {
+	if !less(c.lastID, id) {
+		c.outOrder++
 	}
-	opened.Wait()
-	if openErr != nil {
-		return nil, fmt.Errorf("opening connections: %w", openErr)
+	c.lastID = id
+	c.lat = append(c.lat, uint32(max(now-sent, 0)/1000))
+	if p.events > 0 && len(c.lat) == p.events && p.complete.Add(1) == p.n {
+		close(p.allDone)
 	}
-	cpu0 := cpuSeconds()
-	fmt.Println("ready")
+}
+
+// awaitEnd prints "ready" and returns once every connection has its events or stdin closes (the
+// driver's "no more will come"), with the CPU seconds counted at "ready".
+func awaitEnd(p *progress, stdin io.Reader, stdout io.Writer) (cpu0 float64) {
+	cpu0 = cpuSeconds()
+	fmt.Fprintln(stdout, "ready")
 	stdinClosed := make(chan struct{})
-	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
+	go func() { _, _ = io.Copy(io.Discard, stdin); close(stdinClosed) }()
 	select {
-	case <-allDone:
+	case <-p.allDone:
 	case <-stdinClosed:
 	}
-	cancel()
-	wg.Wait()
-	r := tally(conns, int64(n)*int64(events))
-	r.CPUSeconds = cpuSeconds() - cpu0
-	return r, nil
+	return cpu0
 }
 
 // cpuSeconds is this process's user and system time so far.
@@ -165,79 +186,6 @@ func tally(conns []*conn, expected int64) *Result {
 	}
 	r.P50, r.P90, r.P99, r.Max = at(0.50), at(0.90), at(0.99), at(1)
 	return r
-}
-
-// open connects one subscriber and returns its read loop, which calls onEvent per event (in
-// arrival order) until the connection or ctx ends.
-func open(ctx context.Context, url, transport string) (func(onEvent func(id [2]uint64, sent int64)), error) {
-	if transport == "websocket" {
-		d := websocket.Dialer{ReadBufferSize: 4096, WriteBufferSize: 512, NetDialContext: dialNoLinger}
-		ws, _, err := d.DialContext(ctx, "ws"+strings.TrimPrefix(url, "http")+"/api/v1/ws", nil)
-		if err != nil {
-			return nil, err
-		}
-		context.AfterFunc(ctx, func() { ws.Close() })
-		return func(onEvent func([2]uint64, int64)) {
-			for {
-				_, msg, err := ws.ReadMessage()
-				if err != nil {
-					return
-				}
-				if id, sent, ok := parseEvent(msg); ok {
-					onEvent(id, sent)
-				}
-			}
-		}, nil
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/api/v1/stream", nil)
-	resp, err := sseTransport.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("stream: status %d", resp.StatusCode)
-	}
-	r := bufio.NewReaderSize(resp.Body, 16<<10)
-	if _, err := r.ReadSlice('\n'); err != nil { // retry: the server has subscribed
-		resp.Body.Close()
-		return nil, err
-	}
-	return func(onEvent func([2]uint64, int64)) {
-		defer resp.Body.Close()
-		for {
-			line, err := r.ReadSlice('\n')
-			if err != nil {
-				if !errors.Is(err, bufio.ErrBufferFull) {
-					return
-				}
-				continue // longer than the buffer: not a line this benchmark sends
-			}
-			if data, ok := bytes.CutPrefix(line, []byte("data: ")); ok {
-				if id, sent, ok := parseEvent(data); ok {
-					onEvent(id, sent)
-				}
-			}
-		}
-	}, nil
-}
-
-// dialNoLinger dials a connection that resets rather than lingers in TIME_WAIT when closed: a
-// run's 10,000 connections, closed by the client, would otherwise hold their ephemeral ports for
-// a minute, and three runs in a row exhaust the range (28,000 ports by default on Linux).
-func dialNoLinger(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	return c, err
-}
-
-var sseTransport = &http.Transport{
-	Proxy:       nil,
-	DialContext: dialNoLinger,
-	// Every stream is its own connection; none goes back to a pool.
-	DisableKeepAlives: true,
 }
 
 var (

@@ -28,8 +28,10 @@ import (
 // EVENTGATE_BENCH_LOAD_TARGETS the servers ("floor,sse,websocket"; "floor-shards" is the floor
 // without a goroutine per connection), EVENTGATE_BENCH_SECONDS
 // the publishing time (default 10), EVENTGATE_BENCH_LOAD_BIN another eventgate binary to
-// measure (a build of an earlier commit, for before and after). The machine's 1-minute load is reported beside the figures:
-// on a shared machine they are only comparable at a similar load.
+// measure (a build of an earlier commit, for before and after), EVENTGATE_BENCH_LOAD_CLIENT the
+// load client's -mode and any further flags of its ("epoll", "epoll -workers 1"; the default is
+// "goroutine", one goroutine per connection). The machine's 1-minute load is reported beside the
+// figures: on a shared machine they are only comparable at a similar load.
 func BenchmarkLoad(b *testing.B) {
 	if os.Getenv("EVENTGATE_BENCH_LOAD") != "1" {
 		b.Skip("EVENTGATE_BENCH_LOAD=1 runs the load benchmark")
@@ -130,6 +132,7 @@ type loadResult struct {
 	Dropped            int
 	P50, P90, P99, Max float64
 	CPUSeconds         float64
+	Reads              int64 // epoll mode only
 }
 
 func loadRun(b *testing.B, tools, target string, n, rate, seconds int) {
@@ -140,8 +143,11 @@ func loadRun(b *testing.B, tools, target string, n, rate, seconds int) {
 	}
 	events := rate * seconds
 	rssBase := rssBytes(b, pid)
-	client := exec.Command(filepath.Join(tools, "loadclient"), "-url", url, "-n", strconv.Itoa(n),
-		"-transport", transport, "-events", strconv.Itoa(events))
+	args := []string{"-url", url, "-n", strconv.Itoa(n), "-transport", transport, "-events", strconv.Itoa(events)}
+	if f := strings.Fields(os.Getenv("EVENTGATE_BENCH_LOAD_CLIENT")); len(f) > 0 {
+		args = append(append(args, "-mode", f[0]), f[1:]...)
+	}
+	client := exec.Command(filepath.Join(tools, "loadclient"), args...)
 	client.Stderr = os.Stderr
 	stdin, err := client.StdinPipe()
 	if err != nil {
@@ -185,6 +191,9 @@ func loadRun(b *testing.B, tools, target string, n, rate, seconds int) {
 	if res.Received > 0 {
 		b.ReportMetric(cpu/float64(res.Received)*1e6, "cpu-s/Mdeliv")
 		b.ReportMetric(res.CPUSeconds/float64(res.Received)*1e6, "client-cpu-s/Mdeliv")
+	}
+	if res.Reads > 0 { // how many events the server's writes brought per client read
+		b.ReportMetric(float64(res.Received)/float64(res.Reads), "client-deliv/read")
 	}
 	b.ReportMetric(float64(rss-rssBase)/float64(n)/1024, "rss-KiB/conn")
 	b.ReportMetric(float64(res.OutOfOrder), "out-of-order")
