@@ -8,14 +8,14 @@
 // log read, fan-out and write. The client ends when every connection has -events events or when
 // stdin closes (the driver's "no more will come"), and prints one JSON Result on stdout.
 //
-// Two ways to read (-mode): goroutine, the default, is the usual Go client, one goroutine per
-// connection through net/http or gorilla/websocket (goroutine.go); epoll has a few threads each
-// reading its share of the sockets through its own epoll instance with raw syscalls
-// (epoll_linux.go, parse.go). Epoll mode spends about 10 % less CPU per delivery, not more: most
-// of either's cost is the kernel's TCP receive path (the read, and the ACK it sends through
-// loopback), and the ACKs an eager reader sends show up as server CPU instead. It stays the
-// second mode so that figures remain comparable with those measured before it
-// (docs/performance.md#the-load-client).
+// Two ways to read (-mode): epoll, the default, has a few threads each reading its share of the
+// sockets through its own epoll instance with raw syscalls (epoll_linux.go, parse.go); goroutine
+// is the usual Go client, one goroutine per connection through net/http or gorilla/websocket
+// (goroutine.go), as used up to session 5. Epoll spends only about 10 % less CPU per delivery
+// (most of either's cost is the kernel's TCP receive path, and the ACKs an eager reader sends
+// show up as server CPU instead), but it adds far less latency of its own: thousands of client
+// goroutines queueing for the same 2 cores delayed the arrival they measured (at 2,000 x 500 the
+// floor's p99 was 120 ms with them, 100 ms with epoll; docs/performance.md#the-load-client).
 //
 // Loopback only: it is pointed at servers the benchmark started. Not part of the eventgate binary.
 package main
@@ -63,7 +63,7 @@ func main() {
 	n := flag.Int("n", 1000, "connections")
 	transport := flag.String("transport", "sse", "sse or websocket")
 	events := flag.Int("events", 0, "events each connection expects (0: until stdin closes)")
-	mode := flag.String("mode", "goroutine", "goroutine (one per connection) or epoll (a few threads reading every socket)")
+	mode := flag.String("mode", "epoll", "epoll (a few threads reading every socket) or goroutine (one per connection)")
 	workers := flag.Int("workers", runtime.GOMAXPROCS(0), "epoll mode: reader threads, each with its share of the connections")
 	flag.Parse()
 	host, err := loopbackHost(*url)

@@ -29,8 +29,8 @@ import (
 // without a goroutine per connection), EVENTGATE_BENCH_SECONDS
 // the publishing time (default 10), EVENTGATE_BENCH_LOAD_BIN another eventgate binary to
 // measure (a build of an earlier commit, for before and after), EVENTGATE_BENCH_LOAD_CLIENT the
-// load client's -mode and any further flags of its ("epoll", "epoll -workers 1"; the default is
-// "goroutine", one goroutine per connection). The machine's 1-minute load is reported beside the
+// load client's -mode and any further flags of its ("goroutine", "epoll -workers 1"; the default
+// is epoll: a few threads, no goroutine per connection). The machine's 1-minute load is reported beside the
 // figures: on a shared machine they are only comparable at a similar load.
 func BenchmarkLoad(b *testing.B) {
 	if os.Getenv("EVENTGATE_BENCH_LOAD") != "1" {
