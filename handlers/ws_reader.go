@@ -17,6 +17,7 @@ func (w *wsConn) read() {
 		_, r, err := w.conn.NextReader() // parks here while the client is idle
 		if err != nil {
 			w.readFailed(err)
+			w.discard() // after a message over the limit, say, the rest of it is still coming
 			break
 		}
 		if !w.handOver(r) {
@@ -31,16 +32,26 @@ func (w *wsConn) read() {
 // frame, a read error or awaitClose's deadline: the socket is then closed with nothing unread in
 // it, so the client sees its end, not a reset (see awaitClose).
 //
+// gorilla's read errors are final: after a message over the read limit or a protocol error it
+// reads no more frames, while the client may still be sending (the rest of the oversized
+// message, typically). Unless the error is the client's close (nothing follows it), the socket's
+// bytes are then dropped raw, until the client's end or the deadline.
+//
 //go:noinline
 func (w *wsConn) discard() {
-	for {
-		_, r, err := w.conn.NextReader()
-		if err != nil {
-			return
+	var err error
+	for err == nil {
+		var r io.Reader
+		if _, r, err = w.conn.NextReader(); err == nil {
+			_, err = io.Copy(io.Discard, r)
 		}
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return
-		}
+	}
+	var closed *websocket.CloseError
+	if errors.As(err, &closed) {
+		return
+	}
+	if cork, _ := w.conn.UnderlyingConn().(*corkConn); cork != nil {
+		_, _ = io.Copy(io.Discard, cork.raw) // a closed socket or a passed deadline fails at once
 	}
 }
 
