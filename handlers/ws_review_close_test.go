@@ -51,7 +51,7 @@ func TestWebSocketTooBigCloseHandshakeReview(t *testing.T) {
 			// The client reads nothing more for now (the writer blocks), then reads at a slow
 			// link's pace: the server's send queue is never empty when it closes the socket.
 			br := rawWS(t, slowReadConn{conn}, "/api/v1/ws")
-			bigNotes(t, log, 60, 20000)        // ~1.2 MB, far past every buffer
+			bigNotes(t, log, 60, 20000) // ~1.2 MB, far past every buffer
 			waitUntil(t, "the writer is blocked", func() bool {
 				ws := serverConns(s)
 				return len(ws) == 1 && func() bool { ws[0].mu.Lock(); defer ws[0].mu.Unlock(); return ws[0].writing }()
