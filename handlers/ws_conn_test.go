@@ -247,9 +247,11 @@ func TestWebSocketHeartbeat(t *testing.T) {
 		if m := readJSON(t, conn); m["type"] != "subscribed" {
 			t.Fatalf("first frame %v", m)
 		}
-		// Read slowly: 1000 events at one per 5 ms take several heartbeats.
+		// Read slowly: 1000 events at one per 2 ms take five heartbeats or more. (Up to ~60 KiB
+		// queued ahead of a ping take 0.2 s at this pace; at 5 ms per event, a loaded machine's
+		// longer sleeps came near the two heartbeats a pong may take.)
 		for i, id := range ids {
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond)
 			if m := readJSON(t, conn); m["id"] != id.String() {
 				t.Fatalf("event %d: %v, want %s", i, m, id)
 			}

@@ -58,8 +58,9 @@ func (w *wsConn) discard() {
 // Client messages waiting for the writer: at most wsInboxMessages, and beyond the first at most
 // wsInboxBytes in all. A burst of actions (a UI changing its topics) is read at once, with the
 // pongs among it; a client that sends more than that before its answers come is read no further
-// until they do, and its memory stays bounded (two messages of the 64 KiB limit at most: the
-// inbox's and the one the reader holds).
+// until they do, and its memory stays bounded: the inbox's 64 KiB (or one message of the 64 KiB
+// limit; a small message holds a buffer of at least 512 bytes, 8 KiB for 16), the message the
+// reader holds and the one the writer is answering.
 const (
 	wsInboxMessages = 16
 	wsInboxBytes    = 64 << 10
