@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -35,15 +34,8 @@ func TestWebSocketInboxBoundedAttack(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s, log := newTestServer(t, Config{Heartbeat: time.Hour, WriteTimeout: 20 * time.Second})
-			ts := httptest.NewUnstartedServer(s.Handler())
-			ts.Listener = smallSendBuffers{ts.Listener}
-			ts.Start()
-			defer ts.Close()
-			conn, err := smallWindow.DialContext(context.Background(), "tcp", ts.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			ts := smallBufferServer(t, s)
+			conn := dialSmallWindow(t, ts)
 			rawWS(t, conn, "/api/v1/ws") // and reads nothing more: the writer blocks
 			bigNotes(t, log, 60, 20000)  // ~1.2 MB, far past every buffer
 			waitUntil(t, "the writer is blocked", func() bool {

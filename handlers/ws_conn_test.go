@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -290,4 +291,26 @@ func TestWebSocketHeartbeat(t *testing.T) {
 			t.Fatal("closed without a ping")
 		}
 	})
+}
+
+// smallBufferServer serves s behind small send buffers (smallSendBuffers), so that a client that
+// stops reading soon blocks the server's writer; closed at the test's end.
+func smallBufferServer(t *testing.T, s *Server) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(s.Handler())
+	ts.Listener = smallSendBuffers{ts.Listener}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// dialSmallWindow dials ts through a small receive window (smallWindow); closed at the test's end.
+func dialSmallWindow(t *testing.T, ts *httptest.Server) net.Conn {
+	t.Helper()
+	c, err := smallWindow.DialContext(context.Background(), "tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

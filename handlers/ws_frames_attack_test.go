@@ -3,7 +3,6 @@ package handlers
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -119,16 +118,9 @@ func serverConns(s *Server) []*wsConn {
 func TestWebSocketTimeoutNeverSplitsAFrameAttack(t *testing.T) {
 	t.Parallel()
 	s, log := newTestServer(t, Config{WriteTimeout: 300 * time.Millisecond})
-	ts := httptest.NewUnstartedServer(s.Handler())
-	ts.Listener = smallSendBuffers{ts.Listener}
-	ts.Start()
-	t.Cleanup(ts.Close)
+	ts := smallBufferServer(t, s)
 	bigNotes(t, log, 60, 20000) // ~1.2 MB: far past every buffer
-	conn, err := smallWindow.DialContext(context.Background(), "tcp", ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialSmallWindow(t, ts)
 	br := rawWS(t, conn, "/api/v1/ws?since=0")
 	var w *wsConn
 	waitUntil(t, "the connection is registered", func() bool {

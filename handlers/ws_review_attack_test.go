@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"encoding/binary"
 	"io"
 	"net"
@@ -144,11 +143,7 @@ func TestWebSocketHostileAfterCloseReview(t *testing.T) {
 			})
 		}
 	}
-	deaf, err := smallWindow.DialContext(context.Background(), "tcp", ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer deaf.Close()
+	deaf := dialSmallWindow(t, ts)
 	rawWS(t, deaf, "/api/v1/ws") // and reads nothing more
 	total := len(afterClose)*each + 1
 	waitUntil(t, "every connection is registered", func() bool { return len(serverConns(s)) == total })

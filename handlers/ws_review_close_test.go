@@ -2,12 +2,10 @@ package handlers
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -39,15 +37,8 @@ func TestWebSocketTooBigCloseHandshakeReview(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s, log := newTestServer(t, Config{Heartbeat: time.Hour, WriteTimeout: 20 * time.Second})
-			ts := httptest.NewUnstartedServer(s.Handler())
-			ts.Listener = smallSendBuffers{ts.Listener}
-			ts.Start()
-			defer ts.Close()
-			conn, err := smallWindow.DialContext(context.Background(), "tcp", ts.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			ts := smallBufferServer(t, s)
+			conn := dialSmallWindow(t, ts)
 			// The client reads nothing more for now (the writer blocks), then reads at a slow
 			// link's pace: the server's send queue is never empty when it closes the socket.
 			br := rawWS(t, slowReadConn{conn}, "/api/v1/ws")

@@ -127,15 +127,8 @@ func TestWebSocketHeldReaderDeafClientReview(t *testing.T) {
 	t.Parallel()
 	const writeTimeout = 400 * time.Millisecond
 	s, log := newTestServer(t, Config{Heartbeat: 40 * time.Millisecond, WriteTimeout: writeTimeout})
-	ts := httptest.NewUnstartedServer(s.Handler())
-	ts.Listener = smallSendBuffers{ts.Listener}
-	ts.Start()
-	defer ts.Close()
-	conn, err := smallWindow.DialContext(context.Background(), "tcp", ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	ts := smallBufferServer(t, s)
+	conn := dialSmallWindow(t, ts)
 	rawWS(t, conn, "/api/v1/ws") // and reads nothing more
 	var w *wsConn
 	waitUntil(t, "the connection is registered", func() bool {
