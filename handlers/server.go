@@ -236,6 +236,16 @@ func (s *Server) Drain() {
 	s.ws.drain() // idle WebSocket connections have no goroutine watching s.draining
 }
 
+// CloseWebSockets ends every open WebSocket at once, without waiting for its client's answer to
+// a close frame, and waits until they are released (each logs its close line) or ctx ends: the
+// last step of a drain whose grace runs out, before the process exits.
+func (s *Server) CloseWebSockets(ctx context.Context) {
+	s.ws.closeAll()
+	for s.ws.len() > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond) // poll interval: readers end as soon as their sockets close
+	}
+}
+
 func (s *Server) isDraining() bool {
 	select {
 	case <-s.draining:

@@ -37,6 +37,20 @@ func (w *wsConn) stop(code int, reason telemetry.CloseReason, text string) {
 	w.awaitClose()
 }
 
+// abort ends the connection at once: no close frame, no wait for the client's. Records reason
+// unless it was stopped already. Any goroutine.
+func (w *wsConn) abort(reason telemetry.CloseReason) {
+	w.mu.Lock()
+	if !w.stopped {
+		w.stopped, w.reason = true, reason
+		w.taken.Broadcast()
+	}
+	kick := w.kick
+	w.mu.Unlock()
+	nudge(kick)
+	_ = w.conn.Close()
+}
+
 // wsCloseWait is how long a stopped connection waits for the client to answer its close frame.
 const wsCloseWait = time.Second
 
@@ -77,6 +91,6 @@ func (w *wsConn) cleanup() {
 	if w.retryRead != nil {
 		w.retryRead.Stop()
 	}
-	w.s.ws.remove(w)
 	w.info.close(w.reason)
+	w.s.ws.remove(w) // last: CloseWebSockets waits for the set to empty, close lines logged
 }

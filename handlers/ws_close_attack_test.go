@@ -2,15 +2,19 @@ package handlers
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/eventgate/eventgate/telemetry"
 )
 
 // TestWebSocketInboxBoundedAttack: a client that sends message after message without reading,
@@ -136,4 +140,47 @@ func maskedFrame(op byte, p []byte) []byte {
 		b = append(b, x^key[i%4])
 	}
 	return b
+}
+
+// TestWebSocketCloseWebSocketsAttack: at the end of a drain's grace, CloseWebSockets releases at
+// once the connections still waiting for their clients' close frames — here a client that reads
+// the server's close frame and never answers — so that each is released and logged as ended by
+// the shutdown before the process exits, not wsCloseWait later (or never: net/http does not
+// track hijacked connections, and the process would exit first).
+func TestWebSocketCloseWebSocketsAttack(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestServer(t, Config{Heartbeat: time.Hour})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := rawWS(t, conn, "/api/v1/ws")
+	waitUntil(t, "the connection is registered", func() bool { return len(serverConns(s)) == 1 })
+	w := serverConns(s)[0]
+	s.Drain()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for { // up to the close frame, and no answer to it
+		f, err := readRawFrame(br)
+		if err != nil {
+			t.Fatalf("before the close frame: %v", err)
+		}
+		if f.op == websocket.CloseMessage {
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wsCloseWait/2)
+	defer cancel()
+	s.CloseWebSockets(ctx)
+	if ctx.Err() != nil || len(serverConns(s)) != 0 || s.Active() != 0 {
+		t.Fatalf("CloseWebSockets waited %v: %d connections registered, %d active", wsCloseWait/2, len(serverConns(s)), s.Active())
+	}
+	w.mu.Lock()
+	reason := w.reason
+	w.mu.Unlock()
+	if reason != telemetry.CloseShutdown {
+		t.Errorf("reason %q, want %q", reason, telemetry.CloseShutdown)
+	}
 }

@@ -84,6 +84,26 @@ func (c *wsConns) drain() {
 	}
 }
 
+func (c *wsConns) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.conns)
+}
+
+// closeAll closes every connection's socket, ending its reader and any write at once; one not
+// stopped yet is recorded as stopped by the shutdown.
+func (c *wsConns) closeAll() {
+	c.mu.Lock()
+	ws := make([]*wsConn, 0, len(c.conns))
+	for w := range c.conns {
+		ws = append(ws, w)
+	}
+	c.mu.Unlock()
+	for _, w := range ws {
+		w.abort(telemetry.CloseShutdown)
+	}
+}
+
 // drain closes w with 1012 at a random point of the drain spread, so that clients do not
 // reconnect as one wave. Idempotent in effect: a second close is a no-op.
 func (w *wsConn) drain() {
