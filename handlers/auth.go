@@ -131,14 +131,14 @@ func grantFilter(f event.Filter, p *auth.Principal) (event.Filter, error) {
 	return f, nil
 }
 
-// tokenExpiry returns a channel that fires when p's token expires, and the function that
-// releases its timer. Both are inert for a nil p (auth disabled).
-func tokenExpiry(p *auth.Principal) (<-chan time.Time, func()) {
+// tokenExpiry runs expired, on a goroutine of its own, when p's token expires, and returns the
+// function that cancels that (a no-op when p is nil: auth is off).
+func tokenExpiry(p *auth.Principal, expired func()) (stop func()) {
 	if p == nil {
-		return nil, func() {}
+		return func() {}
 	}
-	t := time.NewTimer(time.Until(p.Expires))
-	return t.C, func() { t.Stop() }
+	t := time.AfterFunc(time.Until(p.Expires), expired)
+	return func() { t.Stop() }
 }
 
 // redactedURL renders u for logs with the value of every query parameter whose name contains

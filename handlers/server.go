@@ -157,8 +157,9 @@ type Server struct {
 	// lingerEnded, if set (tests only), is told how each WebSocket writer's linger ended: by a
 	// wake-up (true) or by running out (false). Timing alone cannot tell a lost wake-up.
 	lingerEnded func(woken bool)
-	// draining is closed when the server starts draining (startDrain).
+	// draining is closed when the server starts draining (startDrain); drainCtx is its context.
 	draining   <-chan struct{}
+	drainCtx   context.Context
 	startDrain context.CancelFunc
 }
 
@@ -179,7 +180,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.publisher = streams.NewPublisher(deps.Log, deps.Receipts, streams.PublisherOptions{ReceiptTTL: cfg.IdempotencyTTL, Logger: deps.Logger})
 	drainCtx, startDrain := context.WithCancel(context.Background())
-	s.draining, s.startDrain = drainCtx.Done(), startDrain
+	s.draining, s.drainCtx, s.startDrain = drainCtx.Done(), drainCtx, startDrain
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	// gin trusts every proxy by default, letting clients pick their IP with X-Forwarded-For.

@@ -68,10 +68,7 @@ func (s *Server) subscribeWith(ctx context.Context, f event.Filter, start stream
 	return sub, nil
 }
 
-// drainDelay spreads the end of streams over DrainSpread, so clients do not reconnect as one wave.
-func (s *Server) drainDelay() <-chan time.Time { return time.After(s.drainAfter()) }
-
-// drainAfter is a random delay within DrainSpread.
+// drainAfter is a random delay within DrainSpread, so clients do not reconnect as one wave.
 func (s *Server) drainAfter() time.Duration {
 	if s.cfg.DrainSpread <= 0 {
 		return 0
@@ -120,7 +117,8 @@ func (s *Server) stream(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	sub, err := s.subscribe(ctx, filter, start)
+	wake := newStreamWake()
+	sub, err := s.subscribeWith(ctx, filter, start, streams.SubscribeOptions{Wake: wake.events})
 	if err != nil {
 		if ctx.Err() == nil {
 			s.reject(c, RejectStoreUnavailable)
@@ -134,7 +132,7 @@ func (s *Server) stream(c *gin.Context) {
 		return
 	}
 	info := s.openConn(c, telemetry.SSE, filter, start)
-	expired, stopExpiry := tokenExpiry(principalOf(c)) // nil channel when auth is off
+	stopExpiry := tokenExpiry(principalOf(c), func() { wake.set(wakeExpired) }) // a no-op when auth is off
 	sseHeaders(c.Writer.Header())
 	first := appendRetry(nil, s.cfg.Retry)
 	if start.Live {
@@ -152,18 +150,31 @@ func (s *Server) stream(c *gin.Context) {
 			stop := stopExpiry
 			stopExpiry = func() { stop(); stopCut() }
 		}
-		go s.pump(sink, sub, info, expired, stopExpiry)
+		go s.pump(sink, sub, wake, info, stopExpiry)
 		return
 	}
-	s.pump(newWriterSink(c, first), sub, info, expired, stopExpiry)
+	s.pump(newWriterSink(c, first), sub, wake, info, stopExpiry)
 }
 
-// pump is a stream's writer: one select loop over the client's departure, the drain signal, token
-// expiry, the heartbeat and the subscription. It owns sub, out and info, and ends them.
-func (s *Server) pump(out sseSink, sub *streams.Subscription, info *connInfo, expired <-chan time.Time, stopExpiry func()) {
+// pump is a stream's writer: one loop over the client's departure, the drain signal, token
+// expiry, the heartbeat and the subscription, all of which wake it through wake (streamWake: it
+// parks on one channel, not a select over six). It owns sub, out and info, and ends them.
+func (s *Server) pump(out sseSink, sub *streams.Subscription, wake *streamWake, info *connInfo, stopExpiry func()) {
 	reason := telemetry.CloseClient
+	heartbeat := time.AfterFunc(s.cfg.Heartbeat, func() { wake.set(wakeBeat) })
+	stopGone := out.onGone(func() { wake.set(wakeGone) })
+	stopDrain := afterFunc(s.drainCtx, func() { wake.set(wakeDrain) })
+	var drainNow, retryRead *time.Timer
 	defer func() {
 		stopExpiry()
+		heartbeat.Stop()
+		stopGone()
+		stopDrain()
+		for _, t := range []*time.Timer{drainNow, retryRead} {
+			if t != nil {
+				t.Stop()
+			}
+		}
 		sub.Close()
 		out.close()
 		info.close(reason)
@@ -185,10 +196,17 @@ func (s *Server) pump(out sseSink, sub *streams.Subscription, info *connInfo, ex
 		}
 		return true
 	}
-	deliver := func(retry *<-chan time.Time) bool {
+	retryLater := func() {
+		if retryRead == nil {
+			retryRead = time.AfterFunc(time.Second, func() { wake.set(wakeRetry) })
+		} else {
+			retryRead.Reset(time.Second)
+		}
+	}
+	deliver := func() bool {
 		bp := frameBuffers.Get().(*[]byte)
 		ep := eventSlices.Get().(*[]*event.Event)
-		ok := s.deliver(ctx, sub, ep, bp, info, retry) && send(*bp)
+		ok := s.deliver(ctx, sub, ep, bp, info, retryLater) && send(*bp)
 		*bp, *ep = (*bp)[:0], (*ep)[:0]
 		if cap(*bp) <= 64<<10 {
 			frameBuffers.Put(bp)
@@ -197,39 +215,33 @@ func (s *Server) pump(out sseSink, sub *streams.Subscription, info *connInfo, ex
 		return ok
 	}
 
-	heartbeat := time.NewTicker(s.cfg.Heartbeat)
-	defer heartbeat.Stop()
-	var retryRead <-chan time.Time // set while the store fails during catch-up
-	draining, drainNow := s.draining, (<-chan time.Time)(nil)
-	for {
-		select {
-		case <-out.gone():
+	for range wake.ch {
+		due := wake.take()
+		switch {
+		case due&wakeGone != 0:
 			return
-		case <-draining:
-			draining, drainNow = nil, s.drainDelay()
-		case <-drainNow:
+		case due&wakeDrainNow != 0:
 			send(s.appendShutdown(nil))
 			reason = telemetry.CloseShutdown
 			return
-		case <-expired:
+		case due&wakeExpired != 0:
 			// The client reconnects with a fresh token and its last id
 			// (docs/api.md#token-expiry-on-live-connections).
 			send([]byte("event: auth_expired\ndata: {\"type\":\"auth_expired\"}\n\n"))
 			reason = telemetry.CloseAuthExpired
 			return
-		case <-heartbeat.C:
+		}
+		if due&wakeDrain != 0 && drainNow == nil {
+			drainNow = time.AfterFunc(s.drainAfter(), func() { wake.set(wakeDrainNow) })
+		}
+		if due&wakeBeat != 0 {
 			if !send([]byte(": ping\n\n")) {
 				return
 			}
-		case <-retryRead:
-			retryRead = nil
-			if !deliver(&retryRead) {
-				return
-			}
-		case <-sub.Ready():
-			if !deliver(&retryRead) {
-				return
-			}
+			heartbeat.Reset(s.cfg.Heartbeat)
+		}
+		if due&(wakeEvents|wakeRetry) != 0 && !deliver() {
+			return
 		}
 	}
 }
@@ -239,7 +251,7 @@ var eventSlices = sync.Pool{New: func() any { s := make([]*event.Event, 0, 64); 
 
 // deliver frames what the subscription has ready into buf. A store error while catching up keeps
 // the stream open and schedules another attempt; false only when ctx ended.
-func (s *Server) deliver(ctx context.Context, sub *streams.Subscription, events *[]*event.Event, buf *[]byte, info *connInfo, retry *<-chan time.Time) bool {
+func (s *Server) deliver(ctx context.Context, sub *streams.Subscription, events *[]*event.Event, buf *[]byte, info *connInfo, retryLater func()) bool {
 	evs, err := sub.Next(ctx, (*events)[:0])
 	*events = evs
 	for _, e := range evs {
@@ -251,7 +263,7 @@ func (s *Server) deliver(ctx context.Context, sub *streams.Subscription, events 
 			return false
 		}
 		s.log.Warn("catch-up read failed; retrying", "err", err)
-		*retry = time.After(time.Second)
+		retryLater()
 	}
 	return true
 }

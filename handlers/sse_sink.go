@@ -11,14 +11,14 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// sseSink is where one stream's bytes go. Owned by the stream's writer goroutine, except gone,
-// which any goroutine may wait on.
+// sseSink is where one stream's bytes go. Owned by the stream's writer goroutine.
 type sseSink interface {
 	// write sends b (whole frames) to the client; it fails when the client accepts nothing for
 	// timeout, however long a client that keeps reading takes (progress.go).
 	write(b []byte, timeout time.Duration) error
-	// gone is closed when the client has disconnected.
-	gone() <-chan struct{}
+	// onGone arranges for f to run, on a goroutine of its own, once the client has disconnected
+	// (at once if it has); stop cancels that.
+	onGone(f func()) (stop func())
 	// close ends the response.
 	close()
 	// cutAt makes writes fail from t on, even a long one in progress (nil stop: not supported);
@@ -34,7 +34,9 @@ type sseSink interface {
 type hijackedSink struct {
 	conn net.Conn
 	pc   *progressConn
-	done chan struct{}
+	// gone ends when the client has disconnected (goneNow, by the connection's reader).
+	gone    context.Context
+	goneNow context.CancelFunc
 }
 
 // hijack takes the connection over and writes the response head and the first bytes. It returns
@@ -63,13 +65,14 @@ func hijack(c *gin.Context, first []byte) (*hijackedSink, bool) {
 	_ = h.Write(&head)
 	head.WriteString("\r\n")
 	head.Write(first)
-	s := &hijackedSink{conn: pc, pc: pc, done: make(chan struct{})}
+	s := &hijackedSink{conn: pc, pc: pc}
+	s.gone, s.goneNow = context.WithCancel(context.Background())
 	// A client sends nothing on a stream; a read returns only when it leaves (or sends garbage).
 	go func() {
 		var b [1]byte
 		for {
 			if _, err := conn.Read(b[:]); err != nil {
-				close(s.done)
+				s.goneNow()
 				return
 			}
 		}
@@ -86,9 +89,15 @@ func (s *hijackedSink) write(b []byte, timeout time.Duration) error {
 	return err
 }
 
-func (s *hijackedSink) gone() <-chan struct{} { return s.done }
-func (s *hijackedSink) close()                { _ = s.conn.Close() }
-func (s *hijackedSink) cut() bool             { return s.pc.cut.Load() }
+func (s *hijackedSink) onGone(f func()) func() { return afterFunc(s.gone, f) }
+func (s *hijackedSink) close()                 { _ = s.conn.Close() }
+func (s *hijackedSink) cut() bool              { return s.pc.cut.Load() }
+
+// afterFunc is context.AfterFunc with a stop that returns nothing.
+func afterFunc(ctx context.Context, f func()) func() {
+	stop := context.AfterFunc(ctx, f)
+	return func() { stop() }
+}
 
 func (s *hijackedSink) cutAt(t time.Time) func() {
 	timer := time.AfterFunc(time.Until(t), s.pc.Cut)
@@ -130,7 +139,7 @@ func (s *writerSink) write(b []byte, timeout time.Duration) error {
 	return nil
 }
 
-func (s *writerSink) gone() <-chan struct{}  { return s.ctx.Done() }
+func (s *writerSink) onGone(f func()) func() { return afterFunc(s.ctx, f) }
 func (s *writerSink) close()                 {}
 func (s *writerSink) cut() bool              { return false }
 func (s *writerSink) cutAt(time.Time) func() { return func() {} } // chunks bound each write
