@@ -157,8 +157,7 @@ type Server struct {
 	// lingerEnded, if set (tests only), is told how each WebSocket writer's linger ended: by a
 	// wake-up (true) or by running out (false). Timing alone cannot tell a lost wake-up.
 	lingerEnded func(woken bool)
-	// draining is closed when the server starts draining (startDrain); drainCtx is its context.
-	draining   <-chan struct{}
+	// drainCtx ends when the server starts draining (startDrain).
 	drainCtx   context.Context
 	startDrain context.CancelFunc
 }
@@ -180,7 +179,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.publisher = streams.NewPublisher(deps.Log, deps.Receipts, streams.PublisherOptions{ReceiptTTL: cfg.IdempotencyTTL, Logger: deps.Logger})
 	drainCtx, startDrain := context.WithCancel(context.Background())
-	s.draining, s.drainCtx, s.startDrain = drainCtx.Done(), drainCtx, startDrain
+	s.drainCtx, s.startDrain = drainCtx, startDrain
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	// gin trusts every proxy by default, letting clients pick their IP with X-Forwarded-For.
@@ -234,7 +233,7 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // end, new stream requests get 200 + retry: + shutdown. Idempotent.
 func (s *Server) Drain() {
 	s.startDrain()
-	s.ws.drain() // idle WebSocket connections have no goroutine watching s.draining
+	s.ws.drain() // idle WebSocket connections have no goroutine watching s.drainCtx
 }
 
 // CloseWebSockets ends every open WebSocket at once, without waiting for its client's answer to
@@ -247,14 +246,7 @@ func (s *Server) CloseWebSockets(ctx context.Context) {
 	}
 }
 
-func (s *Server) isDraining() bool {
-	select {
-	case <-s.draining:
-		return true
-	default:
-		return false
-	}
-}
+func (s *Server) isDraining() bool { return s.drainCtx.Err() != nil }
 
 // recover turns a panic into a logged 500 in the JSON error shape (docs/api.md#errors).
 func (s *Server) recover(c *gin.Context) {

@@ -9,18 +9,26 @@ import (
 	"github.com/eventgate/eventgate/telemetry"
 )
 
-// stop ends the connection: the first call's code and reason win. Any goroutine.
-func (w *wsConn) stop(code int, reason telemetry.CloseReason, text string) {
+// markStopped records the stop and its reason, unless the connection was stopped already
+// (false), and lets go of a held reader and a lingering writer. Any goroutine.
+func (w *wsConn) markStopped(reason telemetry.CloseReason) bool {
 	w.mu.Lock()
-	if w.stopped {
-		w.mu.Unlock()
-		return
+	first := !w.stopped
+	if first {
+		w.stopped, w.reason = true, reason
+		w.taken.Broadcast()
 	}
-	w.stopped, w.reason = true, reason
-	w.taken.Broadcast()
 	kick := w.kick
 	w.mu.Unlock()
 	nudge(kick) // a lingering writer ends now, not a linger later
+	return first
+}
+
+// stop ends the connection: the first call's code and reason win. Any goroutine.
+func (w *wsConn) stop(code int, reason telemetry.CloseReason, text string) {
+	if !w.markStopped(reason) {
+		return
+	}
 	if text == "" {
 		text = string(reason)
 	}
@@ -40,14 +48,7 @@ func (w *wsConn) stop(code int, reason telemetry.CloseReason, text string) {
 // abort ends the connection at once: no close frame, no wait for the client's. Records reason
 // unless it was stopped already. Any goroutine.
 func (w *wsConn) abort(reason telemetry.CloseReason) {
-	w.mu.Lock()
-	if !w.stopped {
-		w.stopped, w.reason = true, reason
-		w.taken.Broadcast()
-	}
-	kick := w.kick
-	w.mu.Unlock()
-	nudge(kick)
+	w.markStopped(reason)
 	_ = w.conn.Close()
 }
 
