@@ -81,12 +81,18 @@ func TestWebSocketCloseHandshakeAttack(t *testing.T) {
 	br := bufio.NewReader(rc) // dialWS read the subscribed frame, and nothing else has been sent
 	_ = rc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	ending := make(chan error, 1)
-	go func() { // reads all along: the close frame, then the end of the stream
+	answered := make(chan struct{}) // the server has answered one of the client's actions
+	go func() {                     // reads all along: the close frame, then the end of the stream
+		first := answered
 		for {
 			f, err := readRawFrame(br)
 			if err != nil {
 				ending <- fmt.Errorf("before the close frame: %w", err)
 				return
+			}
+			if f.op == websocket.TextMessage && first != nil {
+				close(first)
+				first = nil
 			}
 			if f.op == websocket.CloseMessage {
 				if code := binary.BigEndian.Uint16(f.payload); code != websocket.CloseServiceRestart {
@@ -120,7 +126,11 @@ func TestWebSocketCloseHandshakeAttack(t *testing.T) {
 		}
 	}()
 	defer func() { close(stop); <-sent }()
-	time.Sleep(20 * time.Millisecond) // lets the client's frames get going; synchronises nothing
+	select { // the client's frames are flowing, and the server is reading them
+	case <-answered:
+	case err := <-ending:
+		t.Fatalf("before any answer: %v", err)
+	}
 	drained := time.Now()
 	s.Drain()
 	if err := <-ending; err != nil {

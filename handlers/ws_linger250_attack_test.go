@@ -147,11 +147,7 @@ func TestWebSocketEndDuringLingerPromptAttack(t *testing.T) {
 				s.ws.mu.Unlock()
 				return s.hub.Len() == 0 && s.Active() == 0 && registered == 0
 			}
-			for deadline := ended.Add(10 * time.Second); !released(); time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("connections never released")
-				}
-			}
+			waitUntil(t, "every connection is released", released)
 			// A linger that ran out after the end missed the end's wake-up. (One that ran out
 			// before it, on a stalled machine, had nothing to miss.)
 			if woken, ranOut := lingers.since(ended); ranOut > 0 || woken+ranOut == 0 {
