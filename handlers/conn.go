@@ -82,6 +82,7 @@ func (i *connInfo) delivered(evs []*event.Event, err error) {
 		i.tm.Resumed(len(evs) > 0 && evs[0].Control && evs[0].Type == streams.TypeResync)
 	}
 	var nowMS uint64 // read once per batch, and only when an event needs it
+	var lags telemetry.Latencies
 	n := 0
 	for _, e := range evs {
 		if e.Control {
@@ -96,9 +97,10 @@ func (i *connInfo) delivered(evs []*event.Event, err error) {
 			if nowMS > e.ID.MS { // the log's clock may be ahead of ours
 				lag = nowMS - e.ID.MS
 			}
-			i.tm.Latency(lag)
+			lags.Add(lag)
 		}
 	}
+	i.tm.Latencies(&lags)
 	if n > 0 {
 		i.tm.Delivered(n)
 	}

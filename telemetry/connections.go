@@ -49,16 +49,16 @@ type Connections struct {
 	active    prometheus.Gauge
 	opened    prometheus.Counter
 	delivered prometheus.Counter
-	latency   prometheus.Observer
+	latency   *latencyHistogram
 	closed    map[CloseReason]prometheus.Counter
 	resumes   map[string]prometheus.Counter // by outcome
 }
 
 func newConnections(t string, active *prometheus.GaugeVec, opened, closed, delivered *prometheus.CounterVec,
-	latency *prometheus.HistogramVec, resumes *prometheus.CounterVec) *Connections {
+	latency *latencyCollector, resumes *prometheus.CounterVec) *Connections {
 	c := &Connections{
 		active: active.WithLabelValues(t), opened: opened.WithLabelValues(t),
-		delivered: delivered.WithLabelValues(t), latency: latency.WithLabelValues(t),
+		delivered: delivered.WithLabelValues(t), latency: latency.byTransport[t],
 		closed: make(map[CloseReason]prometheus.Counter, len(closeReasons)), resumes: make(map[string]prometheus.Counter, 3),
 	}
 	for _, r := range closeReasons {
@@ -96,8 +96,12 @@ func (c *Connections) Resumed(resync bool) {
 // Delivered counts n events written to a subscriber (control events excluded).
 func (c *Connections) Delivered(n int) { c.delivered.Add(float64(n)) }
 
-// Latency records one live event's publish-to-delivery time, in milliseconds.
-func (c *Connections) Latency(ms uint64) { c.latency.Observe(float64(ms) / 1000) }
+// Latencies records the publish-to-delivery times of one delivery's live events.
+func (c *Connections) Latencies(l *Latencies) {
+	if l.n > 0 {
+		c.latency.add(l)
+	}
+}
 
 // Closed counts a connection's end by reason.
 func (c *Connections) Closed(reason CloseReason) {

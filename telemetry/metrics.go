@@ -57,9 +57,6 @@ const (
 	StoreLeases  StoreSource = "leases"  // the per-IP connection lease store failed (admitted anyway)
 )
 
-// latencyBuckets span a local delivery (a millisecond) to a slow subscriber catching up (a minute).
-var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
-
 // httpBuckets cover plain requests and, for the streaming routes (observed once, at their end),
 // connections of up to an hour.
 var httpBuckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600}
@@ -81,9 +78,7 @@ func NewMetrics() *Metrics {
 	}
 	active := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eventgate_connections_active",
 		Help: "Streaming connections (SSE and WebSocket) open now, by transport."}, []string{"transport"})
-	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "eventgate_delivery_latency_seconds",
-		Help:    "Time from an event's append to the log (its ID's milliseconds) to its write to a subscriber, for events appended while the connection was open, by transport.",
-		Buckets: latencyBuckets}, []string{"transport"})
+	latency := newLatencyCollector(SSE, WebSocket)
 	httpDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "eventgate_http_request_duration_seconds",
 		Help:    "HTTP request duration by method, route template and status code; streaming routes are observed once, when the connection ends.",
 		Buckets: httpBuckets}, []string{"method", "route", "code"})
