@@ -18,9 +18,9 @@ import (
 type Subscription struct {
 	hub    *Hub
 	filter atomic.Pointer[event.Filter]
-	live   chan *event.Event // matching live events, in log order; written only by the hub's dispatch
-	ready  chan struct{}     // capacity 1: "Next has something to do"; nil when wake is set
-	wake   func()            // called instead of a send on ready (see SubscribeOptions.Wake)
+	live   liveBuffer    // matching live events, in log order; written only by the hub's dispatch
+	ready  chan struct{} // capacity 1: "Next has something to do"; nil when wake is set
+	wake   func()        // called instead of a send on ready (see SubscribeOptions.Wake)
 	// overflow is set by dispatch when live was full: every later event is left to the log.
 	overflow atomic.Bool
 	close    sync.Once
@@ -60,7 +60,7 @@ func (x exclusion) covers(e *event.Event) bool {
 }
 
 func newSubscription(h *Hub, f event.Filter, buffer int, wake func()) *Subscription {
-	s := &Subscription{hub: h, live: make(chan *event.Event, buffer), wake: wake}
+	s := &Subscription{hub: h, live: newLiveBuffer(buffer), wake: wake}
 	if wake == nil {
 		s.ready = make(chan struct{}, 1)
 	}
@@ -73,22 +73,11 @@ func (s *Subscription) offer(events []*event.Event) {
 	if s.overflow.Load() {
 		return
 	}
-	f := s.filter.Load()
-	pushed := false
-	for _, e := range events {
-		if !f.Match(e) {
-			continue
-		}
-		select {
-		case s.live <- e:
-			pushed = true
-		default:
-			s.overflow.Store(true)
-			s.signal()
-			return
-		}
+	pushed, full := s.live.pushAll(events, s.filter.Load())
+	if full {
+		s.overflow.Store(true)
 	}
-	if pushed {
+	if pushed || full {
 		s.signal()
 	}
 }
@@ -125,7 +114,7 @@ func (s *Subscription) syncLive() {
 	}
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
-	if len(s.live) == 0 && !s.overflow.Load() && s.pos.Less(s.hub.last) {
+	if s.live.empty() && !s.overflow.Load() && s.pos.Less(s.hub.last) {
 		s.pos = s.hub.last
 	}
 }
@@ -192,30 +181,29 @@ func (s *Subscription) Next(ctx context.Context, dst []*event.Event) ([]*event.E
 		return s.readLog(ctx, dst)
 	}
 	f := s.filter.Load()
-	for range cap(s.live) {
-		select {
-		case e := <-s.live:
-			if s.pos.Less(e.ID) {
-				s.pos = e.ID
-				// A replay after a Change can end, and go live, below what was delivered before it:
-				// the window ends where the hub's reader is, and the subscription may have read the
-				// log ahead of it. Events up to doneHi are then checked against the earlier filters.
-				if f.Match(e) && !s.repeats(e) {
-					dst = append(dst, e)
-				}
+	h, t := s.live.span()
+	for ; h != t; h++ {
+		e := s.live.take(h)
+		if s.pos.Less(e.ID) {
+			s.pos = e.ID
+			// A replay after a Change can end, and go live, below what was delivered before it:
+			// the window ends where the hub's reader is, and the subscription may have read the
+			// log ahead of it. Events up to doneHi are then checked against the earlier filters.
+			if f.Match(e) && !s.repeats(e) {
+				dst = append(dst, e)
 			}
-			continue
-		default:
 		}
-		// The buffer is empty. Anything dropped came after what it held: read it from the log.
-		if s.overflow.Load() {
-			s.catchup = true
-			s.hub.opts.Observer.CatchUp()
-			s.signal()
-		}
+	}
+	if s.live.release(h) {
+		s.signal() // more came meanwhile: the hub signals as it buffers them, and this once more
 		return dst, nil
 	}
-	s.signal() // buffer had more than one pass's worth
+	// The buffer is empty. Anything dropped came after what it held: read it from the log.
+	if s.overflow.Load() {
+		s.catchup = true
+		s.hub.opts.Observer.CatchUp()
+		s.signal()
+	}
 	return dst, nil
 }
 
@@ -223,9 +211,7 @@ func (s *Subscription) Next(ctx context.Context, dst []*event.Event) ([]*event.E
 // read misses (appended later) is buffered or flags overflow again: no gap at the seam, and
 // duplicates are dropped by position.
 func (s *Subscription) readLog(ctx context.Context, dst []*event.Event) ([]*event.Event, error) {
-	for len(s.live) > 0 {
-		<-s.live
-	}
+	s.live.discard()
 	s.overflow.Store(false)
 	n := len(dst)
 	if dst, next, end, ok := s.hub.window.read(s.pos, s.hub.opts.PageSize, dst); ok {
