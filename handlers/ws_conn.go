@@ -241,24 +241,30 @@ func (w *wsConn) deliver() bool {
 	events, err := w.sub.Next(context.Background(), (*ep)[:0])
 	*ep = events
 	cork, _ := w.conn.UnderlyingConn().(*corkConn)
-	if cork != nil {
-		defer cork.Hold(false)
-	}
 	w.delivered = len(events) > 0
 	deadline := time.Now().Add(w.s.cfg.WriteTimeout) // one per batch: progressConn extends it while the client reads
-	for i, e := range events {
-		if cork != nil {
-			cork.Hold(i < len(events)-1) // the batch's frames leave in one write (corkConn)
-		}
+	for i := 0; i < len(events); {
 		if w.pingDue.Load() { // a long page does not hold the ping back
 			if !w.pingIfDue() {
 				return false
 			}
 			deadline = time.Now().Add(w.s.cfg.WriteTimeout) // the ping set a deadline of its own
 		}
-		if !w.sendBy(wsFrame(e), deadline) {
+		j := i + 1
+		if cork != nil { // the next events follow this one in its write, up to about corkMaxHeld
+			for size := len(events[i].JSON); j < len(events) && size+len(events[j].JSON) <= corkMaxHeld; j++ {
+				size += len(events[j].JSON)
+			}
+			cork.Follow(events[i+1 : j])
+		}
+		ok := w.sendBy(wsFrame(events[i]), deadline)
+		if cork != nil {
+			cork.Follow(nil)
+		}
+		if !ok {
 			return false
 		}
+		i = j
 	}
 	w.info.delivered(events, err)
 	if err != nil {
