@@ -57,7 +57,7 @@ type wsConn struct {
 	pongDue bool
 	writing bool // a writer runs (or the handler is still setting up, before the first one)
 	again   bool // woken while writing: run another round before ending
-	// kick, while the writer lingers between rounds, wakes it for the next one.
+	// kick, while the writer lingers between rounds, wakes it for the next one (lingerClock).
 	kick       chan struct{}
 	stopped    bool
 	readerGone bool
@@ -95,35 +95,29 @@ func nudge(kick chan struct{}) {
 	}
 }
 
-// wsLinger is how long a writer that just delivered events waits for the next wake-up before it
-// ends. Under load the next batch comes within it, and a writer started afresh would grow its
-// stack again (7 % of the server's CPU at 10,000 x 20, where events come every 50 ms or later:
-// docs/performance.md); an idle connection's writer, woken only for pings, never lingers.
-const wsLinger = 250 * time.Millisecond
-
 // write is the writer: it answers waiting client messages and delivers what the subscription
 // has ready, round after round, until a round finds nothing new (and, after a delivery, no
 // wake-up comes within wsLinger), then ends.
 func (w *wsConn) write() {
-	var kick chan struct{} // this writer's, for its lingers
-	var linger *time.Timer
+	var clock *lingerClock // this run's, for its lingers
 	for {
 		ok := w.round()
 		w.mu.Lock()
 		if ok && !w.again && !w.stopped && w.delivered {
-			if kick == nil {
-				kick, linger = make(chan struct{}, 1), time.NewTimer(wsLinger)
-			} else {
-				linger.Reset(wsLinger)
+			if clock == nil {
+				clock = newLingerClock()
 			}
-			w.kick = kick
+			at := clock.start()
+			w.kick = clock.kick
 			w.mu.Unlock()
-			woken := lingerWait(kick, linger)
-			if w.s.lingerEnded != nil {
-				w.s.lingerEnded(woken)
-			}
-			w.mu.Lock()
+			woken := w.linger(clock, at) // returns with w.mu held
+			clock.finish()
 			w.kick = nil
+			if w.s.lingerEnded != nil {
+				w.mu.Unlock()
+				w.s.lingerEnded(woken)
+				w.mu.Lock()
+			}
 		}
 		if ok && w.again && !w.stopped {
 			w.again = false
@@ -133,8 +127,8 @@ func (w *wsConn) write() {
 		w.writing = false
 		last := w.readerGone
 		w.mu.Unlock()
-		if linger != nil {
-			linger.Stop()
+		if clock != nil {
+			clock.stop()
 		}
 		if last {
 			w.cleanup()
@@ -142,28 +136,6 @@ func (w *wsConn) write() {
 		return
 	}
 }
-
-// lingerWait waits for a kick (true) or the linger's end (false), parked with 2 KiB of its
-// stack in use: the collector halves the stack of a goroutine that uses under a quarter of it,
-// so a writer parked shallow would lose the stack its delivery grew at every collection and copy
-// it back at its next delivery (docs/performance.md). 2 KiB in use keeps an 8 KiB stack whole.
-//
-//go:noinline
-func lingerWait(kick chan struct{}, linger *time.Timer) bool {
-	var pad [2 << 10]byte
-	keepStack(&pad)
-	select {
-	case <-kick:
-		return true
-	case <-linger.C:
-		return false
-	}
-}
-
-// keepStack makes its argument live on the caller's stack.
-//
-//go:noinline
-func keepStack(*[2 << 10]byte) {}
 
 // round sends a due pong and ping, answers the waiting client message, if any, and delivers one
 // batch. false: the connection is ending. It delivers in every round, so a client that keeps
