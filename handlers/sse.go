@@ -207,6 +207,7 @@ func (s *Server) pump(out sseSink, sub *streams.Subscription, wake *streamWake, 
 		bp := frameBuffers.Get().(*[]byte)
 		ep := eventSlices.Get().(*[]*event.Event)
 		ok := s.deliver(ctx, sub, ep, bp, info, retryLater) && send(*bp)
+		clear(*ep) // a pooled batch keeps no delivered event alive
 		*bp, *ep = (*bp)[:0], (*ep)[:0]
 		if cap(*bp) <= 64<<10 {
 			frameBuffers.Put(bp)
