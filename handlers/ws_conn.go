@@ -207,8 +207,9 @@ func (w *wsConn) sendControl(kind int, data []byte) bool {
 // deliver writes what the subscription has ready. A store error while catching up keeps the
 // connection and wakes the writer again a second later.
 func (w *wsConn) deliver() bool {
-	ep := eventSlices.Get().(*[]*event.Event)                           // pooled: an idle connection holds no batch
-	defer func() { clear(*ep); *ep = (*ep)[:0]; eventSlices.Put(ep) }() // keeping no event alive
+	// Pooled, so an idle connection holds no batch; cleared, so the pool keeps no event alive.
+	ep := eventSlices.Get().(*[]*event.Event)
+	defer func() { clear(*ep); *ep = (*ep)[:0]; eventSlices.Put(ep) }()
 	// Store reads during catch-up carry their own timeouts.
 	events, err := w.sub.Next(context.Background(), (*ep)[:0])
 	*ep = events
