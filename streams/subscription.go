@@ -195,8 +195,7 @@ func (s *Subscription) Next(ctx context.Context, dst []*event.Event) ([]*event.E
 		}
 	}
 	if s.live.release(h) {
-		s.signal() // more came meanwhile: the hub signals as it buffers them, and this once more
-		return dst, nil
+		return dst, nil // more came meanwhile, and the hub signalled as it buffered them
 	}
 	// The buffer is empty. Anything dropped came after what it held: read it from the log.
 	if s.overflow.Load() {

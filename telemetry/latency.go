@@ -42,9 +42,6 @@ func (l *Latencies) Add(ms uint64) {
 	l.n++
 }
 
-// Len is the number of latencies recorded.
-func (l *Latencies) Len() int { return l.n }
-
 // latencyHistogram is eventgate_delivery_latency_seconds for one transport: a Prometheus histogram
 // with the same buckets, updated a batch at a time. Latencies are whole milliseconds, so the sum
 // is kept exactly, as an integer.
