@@ -232,6 +232,9 @@ func (w *wsConn) deliver() bool {
 		}
 		ok := w.sendBy(wsFrame(events[i]), deadline)
 		if cork != nil {
+			if cork.Pending() {
+				j = i + 1 // not batched (see corkConn.Write): the rest go on one by one
+			}
 			cork.Follow(nil)
 		}
 		if !ok {

@@ -40,6 +40,10 @@ func (c *corkConn) Read(b []byte) (int, error) { return c.raw.Read(b) }
 // Follow(nil) after that frame's write returns, so that a failed write leaves nothing pinned.
 func (c *corkConn) Follow(tail []*event.Event) { c.tail = tail }
 
+// Pending reports whether the tail named by Follow is still unwritten after the frame's write
+// returned: the frame was not one corkConn batches. Writer only.
+func (c *corkConn) Pending() bool { return len(c.tail) > 0 }
+
 // corkMaxHeld is about the most a batch's write holds (the writer splits longer batches; a
 // single larger frame is written alone).
 const corkMaxHeld = 32 << 10
@@ -49,8 +53,10 @@ func (c *corkConn) Write(b []byte) (int, error) {
 		return c.append(b)
 	}
 	// An opcode of 8 or more is a control frame (RFC 6455 §5.2), written by any goroutine; data
-	// frames come from the writer alone, so only then is tail read.
-	if len(b) < 2 || b[0]&0x08 != 0 || len(c.tail) == 0 {
+	// frames come from the writer alone, so only then is tail read. Only a whole text message in
+	// one frame (FIN, no compression) takes the tail; after any other, the writer finds the tail
+	// still pending and writes it one message at a time.
+	if len(b) < 2 || b[0]&0x08 != 0 || len(c.tail) == 0 || b[0] != 0x81 {
 		return c.Conn.Write(b)
 	}
 	size, ok := frameSize(b)

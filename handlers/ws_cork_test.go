@@ -87,6 +87,28 @@ func TestCorkConn(t *testing.T) {
 	}
 }
 
+// Only a whole, uncompressed text message in one frame takes the tail: after a fragment or a
+// compressed frame (if gorilla ever wrote one) the tail stays pending, and the writer sends it
+// one message at a time rather than splice it into a fragmented message.
+func TestCorkConnTailOnlyAfterWholeTextFrame(t *testing.T) {
+	t.Parallel()
+	for _, first := range [][]byte{
+		{0x01, 1, 'a'}, // text, not final: a first fragment
+		{0xc1, 1, 'a'}, // final text, RSV1: compressed
+		{0x82, 1, 'a'}, // final binary
+	} {
+		log := &writeLog{}
+		c := &corkConn{Conn: log}
+		c.Follow([]*event.Event{{JSON: []byte("b")}})
+		if n, err := c.Write(first); n != len(first) || err != nil {
+			t.Fatalf("%#x: write %d, %v", first[0], n, err)
+		}
+		if len(log.writes) != 1 || !bytes.Equal(log.writes[0], first) || !c.Pending() {
+			t.Fatalf("%#x: socket writes %q, pending %v; want the frame alone and the tail pending", first[0], log.writes, c.Pending())
+		}
+	}
+}
+
 // trim shortens long writes for a failure message.
 func trim(writes [][]byte) []string {
 	out := make([]string, len(writes))
