@@ -13,20 +13,24 @@ import (
 // of the server's CPU at 2,000 subscribers × 500 events/s), a batch costs two atomic loads and a
 // store on each side.
 type liveBuffer struct {
+	// slots is made by the producer at its first push, so an idle subscription holds none (128
+	// bytes per idle WebSocket, 512 per idle SSE connection by default); the consumer reads it only
+	// after the tail that published it.
 	slots []*event.Event
+	size  int
 	head  atomic.Uint64 // the next slot to read; stored by the consumer only
 	tail  atomic.Uint64 // the next slot to write; stored by the producer only
 }
 
-func newLiveBuffer(n int) liveBuffer { return liveBuffer{slots: make([]*event.Event, n)} }
+func newLiveBuffer(n int) liveBuffer { return liveBuffer{size: n} }
 
 // pushAll appends events matching f, in order, until the ring is full; full reports that one
 // did not fit (it and every later match are dropped). pushed: at least one was appended.
 // Producer only.
 func (b *liveBuffer) pushAll(events []*event.Event, f *event.Filter) (pushed, full bool) {
 	t := b.tail.Load()
-	limit := b.head.Load() + uint64(len(b.slots))
-	n := uint64(len(b.slots))
+	n := uint64(b.size)
+	limit := b.head.Load() + n
 	for _, e := range events {
 		if !f.Match(e) {
 			continue
@@ -34,6 +38,9 @@ func (b *liveBuffer) pushAll(events []*event.Event, f *event.Filter) (pushed, fu
 		if t == limit {
 			full = true
 			break
+		}
+		if b.slots == nil {
+			b.slots = make([]*event.Event, b.size)
 		}
 		b.slots[t%n] = e
 		t++

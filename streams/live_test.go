@@ -106,3 +106,19 @@ func TestLiveBufferFilters(t *testing.T) {
 		t.Fatalf("buffered %v, want [2 4]", ms)
 	}
 }
+
+// An idle subscription's buffer holds no slots: they are made at the first event it buffers.
+func TestLiveBufferSlotsMadeAtFirstPush(t *testing.T) {
+	t.Parallel()
+	f, err := event.NewFilter([]string{"a"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newLiveBuffer(16)
+	if b.pushAll([]*event.Event{{ID: event.ID{MS: 1}, Topic: "b"}}, &f); b.slots != nil {
+		t.Fatal("slots made before any event was buffered")
+	}
+	if pushed, _ := b.pushAll([]*event.Event{{ID: event.ID{MS: 2}, Topic: "a"}}, &f); !pushed || len(b.slots) != 16 {
+		t.Fatalf("pushed=%v with %d slots, want the event in one of 16", pushed, len(b.slots))
+	}
+}
