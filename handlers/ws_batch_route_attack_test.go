@@ -165,13 +165,7 @@ func TestWebSocketTimeoutMidBatchAttack(t *testing.T) {
 	}
 	conn := dialSmallWindow(t, ts)
 	br := rawWS(t, conn, "/api/v1/ws?since=0")
-	var w *wsConn
-	waitUntil(t, "the connection is registered", func() bool {
-		if ws := serverConns(s); len(ws) == 1 {
-			w = ws[0]
-		}
-		return w != nil
-	})
+	w := onlyConn(t, s)
 	stopped := func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()

@@ -44,7 +44,7 @@ func TestWebSocketInboxBoundedAttack(t *testing.T) {
 			bigNotes(t, log, 60, 20000)  // ~1.2 MB, far past every buffer
 			waitUntil(t, "the writer is blocked", func() bool {
 				ws := serverConns(s)
-				return len(ws) == 1 && s.hub.Len() == 1 && func() bool { ws[0].mu.Lock(); defer ws[0].mu.Unlock(); return ws[0].writing }()
+				return len(ws) == 1 && s.hub.Len() == 1 && isWriting(ws[0])
 			})
 			c := &rawClient{conn: conn}
 			for i, m := range tc.msgs {
@@ -168,8 +168,7 @@ func TestWebSocketCloseWebSocketsAttack(t *testing.T) {
 	}
 	defer conn.Close()
 	br := rawWS(t, conn, "/api/v1/ws")
-	waitUntil(t, "the connection is registered", func() bool { return len(serverConns(s)) == 1 })
-	w := serverConns(s)[0]
+	w := onlyConn(t, s)
 	s.Drain()
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for { // up to the close frame, and no answer to it

@@ -111,6 +111,26 @@ func serverConns(s *Server) []*wsConn {
 	return ws
 }
 
+// onlyConn waits until the server has exactly one WebSocket registered, and returns it.
+func onlyConn(t *testing.T, s *Server) *wsConn {
+	t.Helper()
+	var w *wsConn
+	waitUntil(t, "the connection is registered", func() bool {
+		if ws := serverConns(s); len(ws) == 1 {
+			w = ws[0]
+		}
+		return w != nil
+	})
+	return w
+}
+
+// isWriting reports whether w's writer runs.
+func isWriting(w *wsConn) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writing
+}
+
 // TestWebSocketTimeoutNeverSplitsAFrameAttack: a batch whose write times out part-way (the
 // client stopped reading) leaves a frame unfinished on the wire. Nothing may follow it — least
 // of all the 1013 close frame, which the client would take for the rest of the data frame's
@@ -122,14 +142,7 @@ func TestWebSocketTimeoutNeverSplitsAFrameAttack(t *testing.T) {
 	bigNotes(t, log, 60, 20000) // ~1.2 MB: far past every buffer
 	conn := dialSmallWindow(t, ts)
 	br := rawWS(t, conn, "/api/v1/ws?since=0")
-	var w *wsConn
-	waitUntil(t, "the connection is registered", func() bool {
-		ws := serverConns(s)
-		if len(ws) == 1 {
-			w = ws[0]
-		}
-		return w != nil
-	})
+	w := onlyConn(t, s)
 	waitUntil(t, "the server stops the connection (write timeout)", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()

@@ -45,7 +45,7 @@ func TestWebSocketTooBigCloseHandshakeReview(t *testing.T) {
 			bigNotes(t, log, 60, 20000) // ~1.2 MB, far past every buffer
 			waitUntil(t, "the writer is blocked", func() bool {
 				ws := serverConns(s)
-				return len(ws) == 1 && func() bool { ws[0].mu.Lock(); defer ws[0].mu.Unlock(); return ws[0].writing }()
+				return len(ws) == 1 && isWriting(ws[0])
 			})
 			sent := make(chan error, 1)
 			go func() { // the oversized message, in one write; the client sends nothing after it

@@ -130,14 +130,7 @@ func TestWebSocketHeldReaderDeafClientReview(t *testing.T) {
 	ts := smallBufferServer(t, s)
 	conn := dialSmallWindow(t, ts)
 	rawWS(t, conn, "/api/v1/ws") // and reads nothing more
-	var w *wsConn
-	waitUntil(t, "the connection is registered", func() bool {
-		ws := serverConns(s)
-		if len(ws) == 1 {
-			w = ws[0]
-		}
-		return w != nil
-	})
+	w := onlyConn(t, s)
 	var reason telemetry.CloseReason
 	held := time.Now()
 	go func() { bigNotes(t, log, 60, 20000) }() // ~1.2 MB: the writer blocks

@@ -65,13 +65,7 @@ func TestWebSocketStalledClientUnsentBoundedAttack(t *testing.T) {
 	conn := dialSmallWindow(t, ts)
 	br := rawWS(t, conn, "/api/v1/ws?since=0")
 	sc := <-conns
-	var w *wsConn
-	waitUntil(t, "the connection is registered", func() bool {
-		if ws := serverConns(s); len(ws) == 1 {
-			w = ws[0]
-		}
-		return w != nil
-	})
+	w := onlyConn(t, s)
 	// Sample the server socket's queue until the server gives up: its peak is what the
 	// server made the kernel hold for a client that takes nothing.
 	peak := 0
