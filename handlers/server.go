@@ -160,6 +160,10 @@ type Server struct {
 	// drainCtx ends when the server starts draining (startDrain).
 	drainCtx   context.Context
 	startDrain context.CancelFunc
+	// abortCtx ends when CloseStreams ends the streams still open: a hijacked SSE stream's
+	// departure context derives from it.
+	abortCtx     context.Context
+	abortStreams context.CancelFunc
 }
 
 // New builds the server and its routes.
@@ -180,6 +184,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.publisher = streams.NewPublisher(deps.Log, deps.Receipts, streams.PublisherOptions{ReceiptTTL: cfg.IdempotencyTTL, Logger: deps.Logger})
 	drainCtx, startDrain := context.WithCancel(context.Background())
 	s.drainCtx, s.startDrain = drainCtx, startDrain
+	s.abortCtx, s.abortStreams = context.WithCancel(context.Background())
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	// gin trusts every proxy by default, letting clients pick their IP with X-Forwarded-For.
@@ -236,15 +241,20 @@ func (s *Server) Drain() {
 	s.ws.drain() // idle WebSocket connections have no goroutine watching s.drainCtx
 }
 
-// CloseWebSockets ends every open WebSocket at once, without waiting for its client's answer to
-// a close frame, and waits until they are released (each logs its close line) or ctx ends: the
-// last step of a drain whose grace runs out, before the process exits.
-func (s *Server) CloseWebSockets(ctx context.Context) {
+// CloseStreams ends every streaming connection still open — a WebSocket without waiting for its
+// client's answer to the close frame, an SSE stream even in the middle of a write — and waits
+// until each is released (its close line logged, as ended by the shutdown) or ctx ends: the last
+// step of a drain whose grace runs out, before the process exits. net/http tracks neither: both
+// hijack their connections.
+func (s *Server) CloseStreams(ctx context.Context) {
+	s.abortStreams()
 	s.ws.closeAll()
-	for s.ws.len() > 0 && ctx.Err() == nil {
-		time.Sleep(5 * time.Millisecond) // poll interval: readers end as soon as their sockets close
+	for s.Active() > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond) // poll interval: streams end as soon as their sockets close
 	}
 }
+
+func (s *Server) aborted() bool { return s.abortCtx.Err() != nil }
 
 func (s *Server) isDraining() bool { return s.drainCtx.Err() != nil }
 

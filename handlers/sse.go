@@ -140,7 +140,7 @@ func (s *Server) stream(c *gin.Context) {
 		// that drops before its first event still resumes from where it joined: nothing is lost.
 		first = append(sub.Position().AppendTo(append(first, "id: "...)), '\n', '\n')
 	}
-	if sink, ok := hijack(c, first); ok {
+	if sink, ok := hijack(c, first, s.abortCtx); ok {
 		// The handler returns now; the stream lives on in two small goroutines of its own.
 		info.observeLater(c, http.StatusOK)
 		if p := principalOf(c); p != nil {
@@ -187,6 +187,8 @@ func (s *Server) pump(out sseSink, sub *streams.Subscription, wake *streamWake, 
 		if err := out.write(b, s.cfg.WriteTimeout); err != nil {
 			reason = telemetry.CloseWriteFailed
 			switch {
+			case s.aborted():
+				reason = telemetry.CloseShutdown // CloseStreams closed the socket
 			case out.cut():
 				reason = telemetry.CloseAuthExpired // its token expired during a long write
 			case errors.Is(err, os.ErrDeadlineExceeded):
@@ -220,6 +222,9 @@ func (s *Server) pump(out sseSink, sub *streams.Subscription, wake *streamWake, 
 		due := wake.take()
 		switch {
 		case due&wakeGone != 0:
+			if s.aborted() {
+				reason = telemetry.CloseShutdown
+			}
 			return
 		case due&wakeDrainNow != 0:
 			send(s.appendShutdown(nil))

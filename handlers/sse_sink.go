@@ -34,7 +34,8 @@ type sseSink interface {
 type hijackedSink struct {
 	conn net.Conn
 	pc   *progressConn
-	// gone ends when the client has disconnected (goneNow, by the connection's reader).
+	// gone ends when the client has disconnected (goneNow, by the connection's reader) or the
+	// server ends its streams.
 	gone    context.Context
 	goneNow context.CancelFunc
 }
@@ -42,7 +43,7 @@ type hijackedSink struct {
 // hijack takes the connection over and writes the response head and the first bytes. It returns
 // false, having written nothing, when the connection cannot be taken over (HTTP/2, test
 // recorders): then the ResponseWriter serves the stream.
-func hijack(c *gin.Context, first []byte) (*hijackedSink, bool) {
+func hijack(c *gin.Context, first []byte, abort context.Context) (*hijackedSink, bool) {
 	u, ok := c.Writer.(interface{ Unwrap() http.ResponseWriter })
 	if !ok || c.Request.ProtoMajor != 1 {
 		return nil, false
@@ -66,7 +67,7 @@ func hijack(c *gin.Context, first []byte) (*hijackedSink, bool) {
 	head.WriteString("\r\n")
 	head.Write(first)
 	s := &hijackedSink{conn: pc, pc: pc}
-	s.gone, s.goneNow = context.WithCancel(context.Background())
+	s.gone, s.goneNow = context.WithCancel(abort) // the server ending its streams ends this one too
 	// A client sends nothing on a stream; a read returns only when it leaves (or sends garbage).
 	go func() {
 		var b [1]byte
@@ -89,9 +90,13 @@ func (s *hijackedSink) write(b []byte, timeout time.Duration) error {
 	return err
 }
 
-func (s *hijackedSink) onGone(f func()) func() { return afterFunc(s.gone, f) }
-func (s *hijackedSink) close()                 { _ = s.conn.Close() }
-func (s *hijackedSink) cut() bool              { return s.pc.cut.Load() }
+// onGone also closes the socket, so that a write in progress ends at once: the client has left,
+// or the server ends its streams (CloseStreams).
+func (s *hijackedSink) onGone(f func()) func() {
+	return afterFunc(s.gone, func() { _ = s.conn.Close(); f() })
+}
+func (s *hijackedSink) close()    { _ = s.conn.Close() }
+func (s *hijackedSink) cut() bool { return s.pc.cut.Load() }
 
 // afterFunc is context.AfterFunc with a stop that returns nothing.
 func afterFunc(ctx context.Context, f func()) func() {

@@ -93,5 +93,5 @@ func (w *wsConn) cleanup() {
 		w.retryRead.Stop()
 	}
 	w.info.close(w.reason)
-	w.s.ws.remove(w) // last: CloseWebSockets waits for the set to empty, close lines logged
+	w.s.ws.remove(w) // last: the set holds a connection until its close line is logged
 }

@@ -152,7 +152,7 @@ func maskedFrame(op byte, p []byte) []byte {
 	return b
 }
 
-// TestWebSocketCloseWebSocketsAttack: at the end of a drain's grace, CloseWebSockets releases at
+// TestWebSocketCloseWebSocketsAttack: at the end of a drain's grace, CloseStreams releases at
 // once the connections still waiting for their clients' close frames — here a client that reads
 // the server's close frame and never answers — so that each is released and logged as ended by
 // the shutdown before the process exits, not wsCloseWait later (or never: net/http does not
@@ -182,9 +182,9 @@ func TestWebSocketCloseWebSocketsAttack(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wsCloseWait/2)
 	defer cancel()
-	s.CloseWebSockets(ctx)
+	s.CloseStreams(ctx)
 	if ctx.Err() != nil || len(serverConns(s)) != 0 || s.Active() != 0 {
-		t.Fatalf("CloseWebSockets waited %v: %d connections registered, %d active", wsCloseWait/2, len(serverConns(s)), s.Active())
+		t.Fatalf("CloseStreams waited %v: %d connections registered, %d active", wsCloseWait/2, len(serverConns(s)), s.Active())
 	}
 	w.mu.Lock()
 	reason := w.reason

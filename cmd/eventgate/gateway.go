@@ -188,9 +188,10 @@ func (g *gateway) drain() {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), began.Add(grace))
 	defer cancel()
-	// WebSockets still waiting for their clients' close frames (or stuck) end now, so that each is
-	// released and logged before the process exits; net/http does not track them.
-	g.srv.CloseWebSockets(ctx)
+	// Streams still open (stuck clients, WebSockets waiting for their clients' close frames) end
+	// now, so that each is released and logged before the process exits; net/http does not track
+	// hijacked connections.
+	g.srv.CloseStreams(ctx)
 	if err := g.httpSrv.Shutdown(ctx); err != nil {
 		g.logger.Warn("grace period over; closing remaining connections", "err", err)
 		_ = g.httpSrv.Close()
